@@ -1,0 +1,277 @@
+"""The ``datalever`` command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from datalever.errors import DataleverError
+
+app = typer.Typer(
+    help="Measure data leverage: how much a collective of contributors can boost or harm a model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Obtain datasets and look at them.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def friendly(command: Callable) -> Callable:
+    """User-fixable problems print one paragraph and exit 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DataleverError as e:
+            err_console.print(f"[bold red]Error:[/bold red] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+StoreOpt = Annotated[
+    str,
+    typer.Option(
+        "--store",
+        help="Results store: a SQLite file path or a database URL.",
+        envvar="DATALEVER_STORE",
+    ),
+]
+DEFAULT_STORE = "datalever.sqlite"
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class FitPath(str, Enum):
+    auto = "auto"
+    plain = "plain"
+
+
+def _run_with_progress(spec, store, jobs: int, path: str, quiet: bool = False):
+    from datalever.engine import run_spec
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+    )
+    task = None
+
+    def on_plan(pending: int, planned: int) -> None:
+        nonlocal task
+        done = planned - pending
+        if done:
+            err_console.print(f"{done} of {planned} scenarios already stored; resuming.")
+        task = progress.add_task(f"{spec.name}", total=pending)
+
+    def on_progress(finished: int, pending: int) -> None:
+        progress.update(task, completed=finished)
+
+    with progress:
+        err_console.print(f"Loading {spec.data.dataset}…")
+        report = run_spec(
+            spec, store, jobs=jobs, path=path, on_plan=on_plan, on_progress=on_progress
+        )
+    if report.interrupted:
+        err_console.print(
+            f"[yellow]Interrupted after {report.n_computed} scenarios; every finished scenario "
+            "is stored. Run the same command again to resume.[/yellow]"
+        )
+        raise typer.Exit(130)
+    err_console.print(
+        f"Run {report.run_id}: {report.n_computed} scenarios computed, "
+        f"{report.n_already_done} reused, in {report.seconds:.1f} s."
+    )
+    return report
+
+
+def _print_summary(
+    store,
+    run_id: str,
+    fmt: Format,
+    metric: str | None = None,
+    group: str | None = None,
+    confidence: float = 0.95,
+) -> None:
+    from datalever.analysis import summarise
+    from datalever.report import render_summary, summary_records
+
+    summary = summarise(store.results(run_id), confidence=confidence)
+    if metric:
+        summary = summary[summary["metric"] == metric]
+    if group:
+        summary = summary[summary["eval_group"] == group]
+    if fmt is Format.csv:
+        sys.stdout.write(summary.to_csv(index=False))
+    elif fmt is Format.json:
+        sys.stdout.write(json.dumps(summary_records(summary), indent=2) + "\n")
+    else:
+        wide = Console(width=max(console.width, 140))
+        render_summary(summary, wide, title=f"Run {run_id}")
+
+
+def _print_curves(store, run_id: str) -> None:
+    from datalever.analysis import summarise
+    from datalever.report import render_curve
+
+    summary = summarise(store.results(run_id))
+    for metric in dict.fromkeys(summary["metric"]):
+        render_curve(summary, console, metric)
+
+
+@app.command()
+@friendly
+def demo(
+    store: StoreOpt = DEFAULT_STORE,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1)] = os.cpu_count() or 1,
+) -> None:
+    """Run the embedded demo: a random data-strike sweep on MovieLens-100K."""
+    from datalever.spec import parse_spec
+    from datalever.store import ResultsStore
+
+    text = resources.files("datalever").joinpath("specs/demo.toml").read_text()
+    spec = parse_spec(text, source="the demo spec")
+    results_store = ResultsStore(store)
+    report = _run_with_progress(spec, results_store, jobs, "auto")
+    _print_curves(results_store, report.run_id)
+    console.print(
+        f"Full results (participants, non-participants, every metric): "
+        f"datalever results --store {store} --run {report.run_id}"
+    )
+
+
+@app.command()
+@friendly
+def run(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC.toml", help="Experiment spec.")],
+    store: StoreOpt = DEFAULT_STORE,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    path: Annotated[
+        FitPath,
+        typer.Option(
+            "--path", help="auto: fastest exact path; plain: plain fits only, for checking."
+        ),
+    ] = FitPath.auto,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run the experiment a spec describes; run it again to resume after an interruption."""
+    from datalever.spec import load_spec
+    from datalever.store import ResultsStore
+
+    spec = load_spec(spec_path)
+    results_store = ResultsStore(store)
+    report = _run_with_progress(spec, results_store, jobs, path.value, quiet)
+    if not quiet:
+        _print_curves(results_store, report.run_id)
+
+
+@app.command()
+@friendly
+def results(
+    store: StoreOpt = DEFAULT_STORE,
+    run_id: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+    metric: Annotated[str | None, typer.Option(help="Only this metric, e.g. ndcg@10.")] = None,
+    group: Annotated[str | None, typer.Option(help="Only this evaluation group.")] = None,
+    confidence: Annotated[float, typer.Option(min=0.5, max=0.999)] = 0.95,
+) -> None:
+    """Summarise a run: mean, confidence interval, paired change and share of the gap."""
+
+    s = _existing_store(store)
+    _print_summary(s, run_id or s.latest_run(), fmt, metric, group, confidence)
+
+
+@app.command()
+@friendly
+def runs(store: StoreOpt = DEFAULT_STORE) -> None:
+    """List the runs in a store."""
+    from rich.table import Table
+
+    table_data = _existing_store(store).runs()
+    table = Table(header_style="bold")
+    for col in table_data.columns:
+        table.add_column(col)
+    for row in table_data.itertuples(index=False):
+        table.add_row(*map(str, row))
+    console.print(table)
+
+
+def _existing_store(store: str):
+    from datalever.store import ResultsStore, store_url
+
+    url = store_url(store)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise DataleverError(
+            f"There is no results store at {store}.",
+            "run `datalever demo` or `datalever run SPEC.toml` first, or pass --store.",
+        )
+    return ResultsStore(store)
+
+
+@data_app.command("fetch")
+@friendly
+def data_fetch(
+    name: Annotated[
+        str, typer.Argument(help="movielens-100k, -1m, -10m, -20m, -25m, -latest-small")
+    ],
+    source: Annotated[str, typer.Option(help="auto, grouplens or recbole (100k only).")] = "auto",
+    path: Annotated[Path | None, typer.Option(help="Use this local copy (zip or folder).")] = None,
+) -> None:
+    """Download a dataset (with checksum verification) into the cache."""
+    from datalever.data.registry import fetch_dataset
+
+    where = fetch_dataset(name, source=source, path=path)
+    console.print(f"{name} is ready in {where}")
+
+
+@data_app.command("info")
+@friendly
+def data_info(
+    name: Annotated[str, typer.Argument(help="A catalogue name or a path.")],
+) -> None:
+    """Counts of contributors, items and records, and the attributes available for groups."""
+    from datalever.data.registry import load_dataset
+
+    d = load_dataset(name)
+    console.print(f"[bold]{d.name}[/bold]  (checksum {d.checksum()})")
+    console.print(f"  contributors: {d.n_contributors:,}")
+    console.print(f"  items:        {d.n_items:,}")
+    console.print(f"  records:      {len(d):,}")
+    console.print(f"  rating scale: {d.rating_scale[0]:g}–{d.rating_scale[1]:g}")
+    for col in d.contributors.columns:
+        values = d.contributors[col].dropna()
+        if values.nunique() <= 25:
+            counts = ", ".join(f"{k} ({v})" for k, v in values.value_counts().items())
+            console.print(f"  {col}: {counts}")
+        else:
+            console.print(f"  {col}: {values.nunique()} distinct values")
+    if genres := d.genres():
+        console.print(f"  genres: {', '.join(genres)}")
+
+
+def main() -> None:
+    """Entry point of the ``datalever`` script."""
+    app()

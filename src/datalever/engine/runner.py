@@ -1,0 +1,152 @@
+"""Run a spec: plan its scenarios, skip those already stored, run the rest in batches (in this
+process or a pool of worker processes) and store each result as it finishes."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+from datalever.data.contributions import Contributions
+from datalever.engine.scenario_eval import FoldContext, make_protocol
+from datalever.scenarios import Scenario, plan
+from datalever.spec import Spec
+from datalever.store import ResultsStore, ScenarioResult
+
+PATHS = ("auto", "plain")
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    n_planned: int
+    n_already_done: int
+    n_computed: int
+    seconds: float
+    interrupted: bool = False
+
+
+def load_spec_data(spec: Spec) -> Contributions:
+    from datalever.data.registry import load_dataset
+    from datalever.data.tabular import load_table
+
+    if spec.data.columns:
+        return load_table(spec.data.dataset, spec.data.columns, name=spec.data.dataset)
+    return load_dataset(spec.data.dataset)
+
+
+# --- worker side: the data and fold contexts live in the worker process, shared by batches.
+_WORKER: dict = {}
+
+
+def _init_worker(spec: Spec, data: Contributions, path: str) -> None:
+    _WORKER.clear()
+    _WORKER.update(spec=spec, data=data, path=path, contexts=OrderedDict(), folds=None)
+
+
+def _run_batch(learner_index: int, fold_index: int, batch: list[Scenario]) -> list[ScenarioResult]:
+    spec, data = _WORKER["spec"], _WORKER["data"]
+    if _WORKER["folds"] is None:
+        _WORKER["folds"] = make_protocol(spec).folds(data, spec.seed)
+    contexts: OrderedDict = _WORKER["contexts"]
+    key = (learner_index, fold_index)
+    if key not in contexts:
+        contexts[key] = FoldContext.build(spec, data, _WORKER["folds"][fold_index], learner_index)
+        while len(contexts) > 2:  # bounded memory: batches arrive ordered by (learner, fold)
+            contexts.popitem(last=False)
+    return contexts[key].run(batch, _WORKER["path"])
+
+
+def _batches(spec: Spec, pending: list[Scenario], jobs: int) -> list[tuple[int, int, list]]:
+    index_of = {ls.name: i for i, ls in enumerate(spec.learners)}
+    groups: dict[tuple[int, int], list[Scenario]] = defaultdict(list)
+    for sc in pending:
+        groups[(index_of[sc.learner], sc.fold)].append(sc)
+    size = max(1, min(8, math.ceil(len(pending) / max(1, jobs * 4))))
+    return [
+        (li, fold, scs[i : i + size])
+        for (li, fold), scs in sorted(groups.items())
+        for i in range(0, len(scs), size)
+    ]
+
+
+def run_spec(
+    spec: Spec,
+    store: ResultsStore,
+    *,
+    data: Contributions | None = None,
+    jobs: int = 1,
+    path: str = "auto",
+    on_progress: Callable[[int, int], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+) -> RunReport:
+    """Run every planned scenario of ``spec`` not yet in ``store``.
+
+    ``on_plan(n_pending, n_planned)`` is called once before work starts and
+    ``on_progress(n_finished, n_pending)`` after each stored scenario.
+    """
+    started = time.perf_counter()
+    data = data if data is not None else load_spec_data(spec)
+    checksum = data.checksum()
+    scenarios = plan(spec, checksum)
+    run_id = spec.run_id()
+    store.start_run(
+        run_id, spec.name, spec.data.dataset, checksum, spec.model_dump(mode="json"), len(scenarios)
+    )
+    done = store.link_existing(run_id, [s.key for s in scenarios])
+    pending = [s for s in scenarios if s.key not in done]
+    if on_plan:
+        on_plan(len(pending), len(scenarios))
+    batches = _batches(spec, pending, jobs)
+    finished = 0
+    interrupted = False
+
+    def record(results: list[ScenarioResult]) -> None:
+        nonlocal finished
+        for r in results:
+            store.write(run_id, r)
+            finished += 1
+            if on_progress:
+                on_progress(finished, len(pending))
+
+    try:
+        if jobs <= 1:
+            _init_worker(spec, data, path)
+            for li, fold, batch in batches:
+                record(_run_batch(li, fold, batch))
+        else:
+            with ProcessPoolExecutor(
+                jobs, initializer=_init_worker, initargs=(spec, data, path)
+            ) as pool:
+                queue = iter(batches)
+                running = {pool.submit(_run_batch, *b) for b in _take(queue, jobs * 2)}
+                try:
+                    while running:
+                        finished_now, running = wait(running, return_when=FIRST_COMPLETED)
+                        for fut in finished_now:
+                            record(fut.result())
+                        running |= {
+                            pool.submit(_run_batch, *b) for b in _take(queue, len(finished_now))
+                        }
+                except BaseException:
+                    for fut in running:
+                        fut.cancel()
+                    raise
+    except KeyboardInterrupt:
+        interrupted = True
+    return RunReport(
+        run_id, len(scenarios), len(done), finished, time.perf_counter() - started, interrupted
+    )
+
+
+def _take(it, n: int) -> list:
+    out = []
+    for _ in range(n):
+        try:
+            out.append(next(it))
+        except StopIteration:
+            break
+    return out

@@ -1,0 +1,182 @@
+"""Fit and judge the scenarios of one (learner, fold) pair.
+
+A :class:`FoldContext` holds what every scenario of the pair shares: the fold's training and
+held-out records, and the no-action evaluations of the learner and of the reference learner
+(the baseline for paired changes and for the share of the gap). It is built once per worker
+process and reused for every batch of scenarios it is handed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from datalever.collectives import draw
+from datalever.data.contributions import Contributions
+from datalever.learners import Learner, make_learner
+from datalever.learners.base import Delta, Model
+from datalever.metrics import (
+    Evaluation,
+    HeldOut,
+    Metric,
+    evaluate_ratings,
+    evaluate_topn,
+    group_value,
+    parse_metric,
+)
+from datalever.protocols import DataStrikesProtocol, Fold, HoldoutProtocol, Protocol
+from datalever.scenarios import Scenario
+from datalever.spec import Spec
+from datalever.store import ScenarioResult
+
+
+def make_protocol(spec: Spec) -> Protocol:
+    p = spec.protocol
+    if p.kind == "data-strikes":
+        return DataStrikesProtocol(n_folds=p.folds)
+    return HoldoutProtocol(test_fraction=p.test_fraction)
+
+
+@dataclass
+class FoldContext:
+    spec: Spec
+    data: Contributions
+    fold: Fold
+    learner: Learner
+    metrics: list[Metric]
+    baseline: dict[str, tuple[np.ndarray, np.ndarray]]
+    reference: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def build(cls, spec: Spec, data: Contributions, fold: Fold, learner_index: int) -> FoldContext:
+        ls = spec.learners[learner_index]
+        learner = make_learner(ls.name, ls.params())
+        metrics = [parse_metric(m) for m in spec.evaluation.metrics]
+        if not learner.predicts_ratings or spec.protocol.kind == "holdout":
+            metrics = [m for m in metrics if not m.needs_ratings]
+        ctx = cls(spec, data, fold, learner, metrics, {}, {})
+        base = ctx.base_training_set()
+        ctx.baseline = ctx.per_user(ctx.evaluate(learner.fit(base)))
+        reference = make_learner(spec.evaluation.reference)
+        ctx.reference = ctx.per_user(ctx.evaluate(reference.fit(base), reference.predicts_ratings))
+        return ctx
+
+    def base_training_set(self):
+        return self.data.training_set(self.fold.train)
+
+    def held_out(self) -> HeldOut:
+        ts = self.data.training_set(self.fold.test)
+        return HeldOut(ts.users, ts.items, ts.ratings, ts.n_users)
+
+    def evaluate(self, model: Model, predicts_ratings: bool | None = None) -> Evaluation:
+        held_out = self.held_out()
+        if self.spec.protocol.kind == "data-strikes":
+            errors = self.learner.predicts_ratings if predicts_ratings is None else predicts_ratings
+            tie_seed = hash_seed(self.spec.seed, self.fold.index)
+            return evaluate_ratings(
+                model, held_out, self.spec.protocol.relevance_threshold, tie_seed, errors
+            )
+        base = self.base_training_set()
+        return evaluate_topn(
+            model, held_out, base.users, base.items, self.spec.protocol.list_length
+        )
+
+    def per_user(self, ev: Evaluation) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        out = {}
+        for m in self.metrics:
+            if m.needs_ratings and ev.sq_error is None:
+                continue
+            out[m.name] = m.per_user(ev)
+        return out
+
+    def run(self, batch: list[Scenario], path: str) -> list[ScenarioResult]:
+        """Fit and judge a batch of scenarios of this (learner, fold)."""
+        started = time.perf_counter()
+        draws, deltas = [], []
+        for sc in batch:
+            d = draw(sc.collective, self.data, sc.sample, self.spec.seed)
+            rng = sc.collective.seed_for(self.spec.seed, sc.sample)
+            withheld = sc.lever.withheld(self.data, d.participants, rng)
+            draws.append(d)
+            deltas.append(
+                sc.lever.delta(self.fold.train, withheld)
+                if len(d.participants)
+                else Delta(np.zeros(0, dtype=np.int64))
+            )
+        out = []
+        models = self.learner.fit_many(self.base_training_set(), deltas, path=path)
+        for sc, d, model in zip(batch, draws, models, strict=True):
+            values = self.per_user(self.evaluate(model))
+            rows = self.metric_rows(sc, d, values)
+            elapsed = (time.perf_counter() - started) / len(batch)
+            out.append(ScenarioResult(sc.key, scenario_row(sc, len(d.participants), elapsed), rows))
+        return out
+
+    def metric_rows(self, sc: Scenario, d, values) -> list[dict]:
+        n = self.data.n_contributors
+        participant = np.zeros(n, dtype=bool)
+        participant[d.participants] = True
+        groups: dict[str, np.ndarray] = {}
+        wanted = self.spec.evaluation.groups
+        everyone = ~participant if sc.lever.leaves_service else np.ones(n, dtype=bool)
+        groups["everyone"] = everyone
+        if not sc.is_baseline:
+            if "participants" in wanted and not sc.lever.leaves_service:
+                groups["participants"] = participant
+            if "non-participants" in wanted:
+                groups["non-participants"] = ~participant
+            if "like-participants" in wanted and d.group_members is not None:
+                like = np.zeros(n, dtype=bool)
+                like[d.group_members] = True
+                groups["like-participants"] = like & ~participant
+        has_test = (
+            np.bincount(self.data.records["contributor"].to_numpy()[self.fold.test], minlength=n)
+            > 0
+        )
+        rows = []
+        for name, members in groups.items():
+            for m in self.metrics:
+                if m.name not in values:
+                    continue
+                rows.append(
+                    {
+                        "eval_group": name,
+                        "metric": m.name,
+                        "value": _nan_to_none(group_value(m, *values[m.name], members)),
+                        "baseline": _nan_to_none(group_value(m, *self.baseline[m.name], members)),
+                        "reference": _nan_to_none(group_value(m, *self.reference[m.name], members))
+                        if m.name in self.reference
+                        else None,
+                        "n_users": int((members & has_test).sum()),
+                    }
+                )
+        return rows
+
+
+def scenario_row(sc: Scenario, n_participants: int, seconds: float) -> dict:
+    c = sc.collective
+    return {
+        "learner": sc.learner,
+        "lever": "none" if sc.is_baseline else sc.lever.label,
+        "collective_kind": c.kind,
+        "collective": c.label,
+        "size": c.size,
+        "count": c.count,
+        "grp": c.group,
+        "sample": sc.sample,
+        "fold": sc.fold,
+        "n_participants": n_participants,
+        "seconds": seconds,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def hash_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x != x else x

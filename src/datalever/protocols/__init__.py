@@ -1,0 +1,5 @@
+"""Split protocols: how records are divided into training and held-out sets, fold by fold."""
+
+from datalever.protocols.split import DataStrikesProtocol, Fold, HoldoutProtocol, Protocol
+
+__all__ = ["DataStrikesProtocol", "Fold", "HoldoutProtocol", "Protocol"]

@@ -1,0 +1,108 @@
+"""Terminal tables of the summary (rich), and records for CSV / JSON export."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _size(row: pd.Series) -> str:
+    if row["collective_kind"] == "none":
+        return "0 (no action)"
+    if row["collective_kind"] == "random":
+        if not pd.isna(row["count"]):
+            return f"{int(row['count'])} users"
+        return f"{100 * row['size']:.4g}%"
+    return str(row["collective"])
+
+
+def render_summary(summary: pd.DataFrame, console: Console, title: str = "") -> None:
+    """A readable table of capability change against collective size."""
+    table = Table(title=title or None, header_style="bold", show_lines=False)
+    for col, justify in [
+        ("learner", "left"),
+        ("lever", "left"),
+        ("collective", "left"),
+        ("group", "left"),
+        ("metric", "left"),
+        ("n", "right"),
+        ("mean [95% CI]", "right"),
+        ("change", "right"),
+        ("change %", "right"),
+        ("gap erased", "right"),
+    ]:
+        table.add_column(col, justify=justify)
+    previous = None
+    for _, row in summary.iterrows():
+        block = (row["learner"], row["metric"], row["eval_group"])
+        if previous is not None and block != previous:
+            table.add_section()
+        previous = block
+        ci = (
+            f" [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+            if not pd.isna(row["ci_low"])
+            else ""
+        )
+        change_pct = row["change_pct"]
+        table.add_row(
+            row["learner"],
+            row["lever"],
+            _size(row),
+            row["eval_group"],
+            row["metric"],
+            str(row["n_samples"]),
+            f"{_fmt(row['mean'])}{ci}",
+            f"{row['change']:+.4f}" if not pd.isna(row["change"]) else "–",
+            f"{change_pct:+.2f}%" if not pd.isna(change_pct) else "–",
+            f"{100 * row['gap_share']:.1f}%" if not pd.isna(row["gap_share"]) else "–",
+        )
+    console.print(table)
+
+
+def summary_records(summary: pd.DataFrame) -> list[dict]:
+    """The summary as plain records (NaN as None) for JSON."""
+    clean = summary.astype(object).where(summary.notna(), None)
+    return clean.to_dict(orient="records")
+
+
+def render_curve(
+    summary: pd.DataFrame, console: Console, metric: str, group: str = "everyone"
+) -> None:
+    """One compact table per metric: collective sizes down, learners across.
+
+    Each cell is the mean over samples with its paired change against no action.
+    """
+    rows = summary[(summary["metric"] == metric) & (summary["eval_group"] == group)]
+    if rows.empty:
+        return
+    learners = list(dict.fromkeys(rows["learner"]))
+    levers = sorted(set(rows["lever"]) - {"none"})
+    table = Table(
+        title=f"{metric} for {group}, {' / '.join(levers) or 'no action'}: "
+        "mean (change vs no action)",
+        header_style="bold",
+    )
+    table.add_column("collective")
+    table.add_column("samples", justify="right")
+    for learner in learners:
+        table.add_column(learner, justify="right")
+    for label, block in rows.groupby(rows.apply(_size, axis=1), sort=False):
+        cells = []
+        for learner in learners:
+            r = block[block["learner"] == learner]
+            if r.empty:
+                cells.append("–")
+                continue
+            r = r.iloc[0]
+            pct = r["change_pct"]
+            change = "" if r["collective_kind"] == "none" or pd.isna(pct) else f" ({pct:+.2f}%)"
+            cells.append(f"{_fmt(r['mean'])}{change}")
+        table.add_row(label, str(int(block["n_samples"].max())), *cells)
+    console.print(table)

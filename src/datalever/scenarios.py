@@ -1,0 +1,92 @@
+"""Scenarios: one concrete world each — a lever applied by one drawn collective, for one
+learner, on one fold — with a stable key that hashes everything that determines its result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from datalever.collectives import Collective
+from datalever.levers import Lever
+from datalever.spec import Spec
+
+
+@dataclass(frozen=True)
+class Scenario:
+    learner: str
+    learner_params: dict[str, Any] = field(hash=False, compare=False)
+    lever: Lever
+    collective: Collective
+    sample: int
+    fold: int
+    key: str = ""
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.collective.kind == "none"
+
+
+def scenario_key(spec: Spec, checksum: str, fields: dict[str, Any]) -> str:
+    """Hash of the data, protocol, evaluation, seed and the scenario's own fields."""
+    blob = json.dumps(
+        {
+            "data": checksum,
+            "protocol": spec.protocol.model_dump(exclude={"run_folds"}),
+            "evaluation": spec.evaluation.model_dump(),
+            "seed": spec.seed,
+            **fields,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def plan(spec: Spec, checksum: str) -> list[Scenario]:
+    """Expand a spec into scenarios: one no-action scenario per learner and fold, then every
+    collective × sample. Size 0 is the no-action scenario and is not repeated."""
+    c = spec.collectives
+    collectives: list[tuple[Collective, int]] = []
+    for size in sorted(set(c.sizes)):
+        if size > 0:
+            collectives.append((Collective("random", size=size), c.samples))
+    for count in sorted(set(c.counts)):
+        if count > 0:
+            collectives.append((Collective("random", count=count), c.samples))
+    for group in c.groups:
+        collectives.append(
+            (Collective("group", group=group, participation=c.participation), c.samples)
+        )
+    lever = Lever(spec.lever.kind, spec.lever.fraction)
+    n_folds = spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1
+    folds = range(min(n_folds, spec.protocol.run_folds or n_folds))
+    out = []
+    for learner in spec.learners:
+        params = learner.params()
+        for fold in folds:
+            jobs = [(Collective("none"), 0)] + [
+                (col, s) for col, n in collectives for s in range(n)
+            ]
+            for col, sample in jobs:
+                fields = {
+                    "learner": learner.name,
+                    "params": params,
+                    "lever": [lever.kind, lever.fraction] if col.kind != "none" else None,
+                    "collective": [col.kind, col.size, col.count, col.group, col.participation],
+                    "sample": sample,
+                    "fold": fold,
+                }
+                out.append(
+                    Scenario(
+                        learner.name,
+                        params,
+                        lever,
+                        col,
+                        sample,
+                        fold,
+                        key=scenario_key(spec, checksum, fields),
+                    )
+                )
+    return out

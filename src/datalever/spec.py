@@ -1,0 +1,180 @@
+"""The experiment spec: a TOML file validated before anything runs.
+
+Example (see ``examples/`` for complete ones)::
+
+    [data]
+    dataset = "movielens-100k"
+
+    [protocol]
+    kind = "data-strikes"      # or "holdout"
+
+    [[learners]]
+    name = "biased_mf"
+
+    [lever]
+    kind = "strike"            # or "boycott"; fraction = 0.5 for a partial strike
+
+    [collectives]
+    sizes = [0.1, 0.3, 0.5]    # fractions of users; or counts = [10, 100]
+    samples = 5
+    groups = ["gender:F"]      # targeted groups, of which `participation` act
+
+    [evaluation]
+    metrics = ["ndcg@10", "rmse"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from datalever.errors import DataleverError
+from datalever.metrics import parse_metric
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Strict):
+    dataset: str = Field(description="A catalogue name (movielens-100k) or a path.")
+    columns: dict[str, str] | None = Field(
+        default=None, description="For CSV/Parquet: our column name → the file's."
+    )
+
+
+class ProtocolSpec(_Strict):
+    kind: Literal["data-strikes", "holdout"] = "data-strikes"
+    folds: int = Field(default=5, ge=2, le=20, description="Data Strikes folds.")
+    run_folds: int | None = Field(
+        default=None, ge=1, description="Run only the first N folds (quick looks)."
+    )
+    test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Holdout share.")
+    relevance_threshold: float = 4.0
+    list_length: int = Field(default=10, ge=1, description="Top-N list length (holdout).")
+
+
+class LearnerSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class LeverSpec(_Strict):
+    kind: Literal["strike", "boycott"] = "strike"
+    fraction: float = Field(default=1.0, gt=0, le=1)
+
+
+class CollectivesSpec(_Strict):
+    sizes: list[float] = Field(default_factory=list)
+    counts: list[int] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    samples: int = Field(default=5, ge=1)
+    participation: float = Field(default=0.5, gt=0, le=1)
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes_in_range(cls, sizes: list[float]) -> list[float]:
+        bad = [s for s in sizes if not 0 <= s <= 1]
+        if bad:
+            raise ValueError(
+                f"sizes are fractions of users and must lie in [0, 1]; got {bad}. "
+                "For numbers of users use `counts`."
+            )
+        return sizes
+
+    @field_validator("counts")
+    @classmethod
+    def _counts_positive(cls, counts: list[int]) -> list[int]:
+        if any(c < 0 for c in counts):
+            raise ValueError("counts must be zero or more users")
+        return counts
+
+
+class EvaluationSpec(_Strict):
+    metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "precision@10", "rmse"])
+    groups: list[Literal["everyone", "participants", "non-participants", "like-participants"]] = (
+        Field(
+            default_factory=lambda: [
+                "everyone",
+                "participants",
+                "non-participants",
+                "like-participants",
+            ]
+        )
+    )
+    reference: str = Field(
+        default="item_mean", description="Baseline learner for the share of the gap."
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: list[str]) -> list[str]:
+        for m in metrics:
+            try:
+                parse_metric(m)
+            except DataleverError as e:
+                raise ValueError(str(e)) from None
+        return metrics
+
+
+class Spec(_Strict):
+    name: str = "experiment"
+    seed: int = 0
+    data: DataSpec
+    protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
+    learners: list[LearnerSpec] = Field(min_length=1)
+    lever: LeverSpec = Field(default_factory=LeverSpec)
+    collectives: CollectivesSpec
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+
+    def run_id(self) -> str:
+        """Stable id: the same spec resumes the same run."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def parse_spec(text: str, source: str = "spec") -> Spec:
+    """Parse and validate TOML text, turning every problem into one clear error."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise DataleverError(
+            f"{source} is not valid TOML: {e}.", "fix the syntax at the line it names."
+        ) from None
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in e.errors()
+        )
+        raise DataleverError(
+            f"{source} is not a valid spec ({problems}).",
+            "see examples/data-strikes-ml100k.toml for a complete spec.",
+        ) from None
+    if not (spec.collectives.sizes or spec.collectives.counts or spec.collectives.groups):
+        raise DataleverError(
+            f"{source} names no collectives.",
+            "give [collectives] sizes = [0.1, 0.5], counts = [...], or groups = [...].",
+        )
+    from datalever.learners import check_learner
+
+    for learner in spec.learners + [LearnerSpec(name=spec.evaluation.reference)]:
+        check_learner(learner.name, learner.params())
+    return spec
+
+
+def load_spec(path: Path) -> Spec:
+    if not path.is_file():
+        raise DataleverError(
+            f"The spec file {path} does not exist.",
+            "give the path of a TOML spec, e.g. examples/data-strikes-ml100k.toml.",
+        )
+    return parse_spec(path.read_text(), source=str(path))

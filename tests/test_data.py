@@ -1,0 +1,612 @@
+"""Loaders for every supported format, the catalogue and the cache, on tiny files written here."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datalever.data import registry
+from datalever.data.movielens import (
+    detect_format,
+    load_movielens,
+    load_recbole_atomic,
+)
+from datalever.data.tabular import load_table
+from datalever.errors import DataleverError
+
+# ----------------------------------------------------------------------------- tiny files
+
+
+def _flags(*genres: str) -> str:
+    order = [
+        "unknown",
+        "Action",
+        "Adventure",
+        "Animation",
+        "Children's",
+        "Comedy",
+        "Crime",
+        "Documentary",
+        "Drama",
+        "Fantasy",
+        "Film-Noir",
+        "Horror",
+        "Musical",
+        "Mystery",
+        "Romance",
+        "Sci-Fi",
+        "Thriller",
+        "War",
+        "Western",
+    ]
+    return "|".join("1" if g in genres else "0" for g in order)
+
+
+def write_100k(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "u.data").write_text(
+        "196\t242\t3\t881250949\n"
+        "186\t302\t3\t891717742\n"
+        "22\t377\t1\t878887116\n"
+        "196\t377\t5\t881251000\n"
+        "22\t242\t4\t878887200\n"
+    )
+    (folder / "u.user").write_text(
+        "22|25|M|writer|40206\n186|39|F|executive|00000\n196|49|M|writer|55105\n"
+    )
+    (folder / "u.item").write_bytes(
+        (
+            f"242|Kolya (1996)|24-Jan-1997||http://x|{_flags('Comedy')}\n"
+            f"302|L.A. Confidential (1997)|01-Jan-1997||http://y|"
+            f"{_flags('Crime', 'Film-Noir', 'Mystery', 'Thriller')}\n"
+            f'377|Café "Noir" (1995)|01-Jan-1995||http://z|'
+            + _flags("Animation", "Children's", "Comedy")
+            + "\n"
+        ).encode("latin-1")
+    )
+    return folder
+
+
+def write_1m(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ratings.dat").write_text(
+        "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n"
+        "3::2355::2::978297867\n"
+    )
+    (folder / "users.dat").write_text(
+        "1::F::1::10::48067\n2::M::56::16::70072\n3::M::25::0::55117\n"
+    )
+    (folder / "movies.dat").write_bytes(
+        "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
+        "661::James and the Giant Peach (1996)::Animation|Children's|Musical\n"
+        "2355::Star Wars: Episode IV - Pokémon (1977)::Action|Sci-Fi\n".encode("latin-1")
+    )
+    return folder
+
+
+def write_10m(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ratings.dat").write_text(
+        "1::122::5::838985046\n1::185::4.5::838983525\n7::122::0.5::838983392\n"
+    )
+    (folder / "movies.dat").write_text(
+        "122::Boomerang (1992)::Comedy|Romance\n185::Net, The: Redux (1995)::(no genres listed)\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def write_csv_release(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,3.5,964981247\n"
+        "2,1,0.5,964982224\n3,6,5.0,964983815\n"
+    )
+    (folder / "movies.csv").write_text(
+        "movieId,title,genres\n"
+        "1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy\n"
+        '3,"American President, The (1995)",Comedy|Drama|Romance\n'
+        "6,Heat (1995),(no genres listed)\n"
+    )
+    return folder
+
+
+RECBOLE_INTER = (
+    "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+    "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t1\t1\t878887116\n"
+)
+RECBOLE_USER = (
+    "user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
+    "196\t49\tM\twriter\t55105\n186\t39\tF\texecutive\t00000\n22\t25\tM\twriter\t40206\n"
+)
+RECBOLE_ITEM = (
+    "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+    "1\tToy Story\t1995\tAnimation Children's Comedy\n"
+    "242\tKolya\t1996\tComedy\n"
+    "302\tL.A. Confidential\t1997\tCrime Film-Noir Mystery Thriller\n"
+)
+
+
+def write_recbole(folder: Path, stem: str = "ml-tiny") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.inter").write_text(RECBOLE_INTER)
+    (folder / f"{stem}.user").write_text(RECBOLE_USER)
+    (folder / f"{stem}.item").write_text(RECBOLE_ITEM)
+    return folder
+
+
+def zip_folder(folder: Path, archive: Path, inner: str) -> Path:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted(folder.iterdir()):
+            zf.write(f, f"{inner}/{f.name}")
+    return archive
+
+
+def attrs(c, user_id) -> pd.Series:
+    """The attribute row of the contributor with source id ``user_id``."""
+    code = int(np.flatnonzero(c.contributor_ids == user_id)[0])
+    return c.contributors.iloc[code]
+
+
+def meta(c, item_id) -> pd.Series:
+    code = int(np.flatnonzero(c.item_ids == item_id)[0])
+    return c.items.iloc[code]
+
+
+# ----------------------------------------------------------------------------- MovieLens
+
+
+def test_100k(tmp_path):
+    c = load_movielens(write_100k(tmp_path / "ml-100k"), "ml-100k")
+    assert (len(c), c.n_contributors, c.n_items) == (5, 3, 3)
+    assert c.rating_scale == (1.0, 5.0)
+    assert list(c.contributor_ids) == [22, 186, 196]
+    assert list(c.item_ids) == [242, 302, 377]
+    assert list(c.records["contributor"]) == [2, 1, 0, 2, 0]
+    assert list(c.records["item"]) == [0, 1, 2, 2, 0]
+    assert "timestamp" in c.records
+    u = attrs(c, 186)
+    assert (u["gender"], int(u["age"]), u["occupation"]) == ("F", 39, "executive")
+    assert c.contributors["age"].dtype.kind == "i"
+    assert meta(c, 302)["genres"] == "Crime|Film-Noir|Mystery|Thriller"
+    assert meta(c, 377)["genres"] == "Animation|Children's|Comedy"
+    assert meta(c, 377)["title"] == 'Café "Noir" (1995)'
+    assert set(c.genres()) == {
+        "Comedy",
+        "Crime",
+        "Film-Noir",
+        "Mystery",
+        "Thriller",
+        "Animation",
+        "Children's",
+    }
+
+
+def test_100k_one_folder_down_as_unzipped(tmp_path):
+    write_100k(tmp_path / "download" / "ml-100k")
+    assert detect_format(tmp_path / "download") == ("movielens-100k", tmp_path / "download/ml-100k")
+    c = load_movielens(tmp_path / "download")
+    assert len(c) == 5
+    assert c.name == "download"
+
+
+def test_1m(tmp_path):
+    c = load_movielens(write_1m(tmp_path), "ml-1m")
+    assert (len(c), c.n_contributors, c.n_items) == (4, 3, 3)
+    assert c.rating_scale == (1.0, 5.0)
+    assert [attrs(c, u)["occupation"] for u in (1, 2, 3)] == [
+        "K-12 student",
+        "self-employed",
+        "other",
+    ]
+    assert [attrs(c, u)["gender"] for u in (1, 2, 3)] == ["F", "M", "M"]
+    assert [int(attrs(c, u)["age"]) for u in (1, 2, 3)] == [1, 56, 25]
+    assert meta(c, 661)["genres"] == "Animation|Children's|Musical"
+    assert meta(c, 2355)["title"] == "Star Wars: Episode IV - Pokémon (1977)"
+    assert c.records["rating"].tolist() == [5.0, 3.0, 4.0, 2.0]
+
+
+def test_1m_bad_occupation_code(tmp_path):
+    write_1m(tmp_path)
+    (tmp_path / "users.dat").write_text("1::F::1::21::48067\n")
+    with pytest.raises(DataleverError, match="occupation code"):
+        load_movielens(tmp_path)
+
+
+def test_10m(tmp_path):
+    c = load_movielens(write_10m(tmp_path / "ml-10M100K"))
+    assert (len(c), c.n_contributors, c.n_items) == (3, 2, 2)
+    assert c.rating_scale == (0.5, 5.0)
+    assert c.records["rating"].tolist() == [5.0, 4.5, 0.5]
+    assert c.contributors.shape == (2, 0)
+    assert meta(c, 122)["genres"] == "Comedy|Romance"
+    assert meta(c, 185)["genres"] == ""
+    assert meta(c, 185)["title"] == "Net, The: Redux (1995)"
+
+
+def test_csv_release(tmp_path):
+    c = load_movielens(write_csv_release(tmp_path / "ml-latest-small"))
+    assert (len(c), c.n_contributors, c.n_items) == (4, 3, 3)
+    assert c.rating_scale == (0.5, 5.0)
+    assert list(c.item_ids) == [1, 3, 6]
+    assert meta(c, 3)["title"] == "American President, The (1995)"
+    assert meta(c, 1)["genres"] == "Adventure|Animation|Children|Comedy|Fantasy"
+    assert meta(c, 6)["genres"] == ""
+    assert c.records["timestamp"].iloc[0] == 964982703
+
+
+def test_no_dataset_in_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(DataleverError, match=r"No MovieLens or RecBole files.*notes\.txt"):
+        load_movielens(tmp_path)
+
+
+def test_two_datasets_in_one_folder(tmp_path):
+    write_100k(tmp_path / "a")
+    write_1m(tmp_path / "b")
+    with pytest.raises(DataleverError, match="several datasets"):
+        load_movielens(tmp_path)
+
+
+def test_non_numeric_rating_in_movielens(tmp_path):
+    write_100k(tmp_path)
+    (tmp_path / "u.data").write_text("1\t2\tgood\t881250949\n1\t3\t4\t881250949\n")
+    with pytest.raises(DataleverError, match="non-numeric.*'good'"):
+        load_movielens(tmp_path)
+
+
+def test_empty_movielens_ratings(tmp_path):
+    write_100k(tmp_path)
+    (tmp_path / "u.data").write_text("")
+    with pytest.raises(DataleverError, match="empty"):
+        load_movielens(tmp_path)
+
+
+def test_malformed_movielens_ids(tmp_path):
+    write_1m(tmp_path)
+    (tmp_path / "ratings.dat").write_text("x::1193::5::978300760\n")
+    with pytest.raises(DataleverError, match="non-integer"):
+        load_movielens(tmp_path)
+
+
+# ----------------------------------------------------------------------------- RecBole
+
+
+def test_recbole_atomic(tmp_path):
+    c = load_recbole_atomic(write_recbole(tmp_path), "tiny")
+    assert (len(c), c.n_contributors, c.n_items) == (3, 3, 3)
+    assert c.name == "tiny"
+    # Integer ids become ints, in ratings and attribute tables alike, so they join.
+    assert list(c.contributor_ids) == [22, 186, 196]
+    assert list(c.item_ids) == [1, 242, 302]
+    assert c.contributors["gender"].notna().all()
+    u = attrs(c, 186)
+    assert (u["gender"], int(u["age"]), u["occupation"]) == ("F", 39, "executive")
+    assert meta(c, 1)["genres"] == "Animation|Children's|Comedy"
+    assert meta(c, 302)["genres"] == "Crime|Film-Noir|Mystery|Thriller"
+    assert meta(c, 1)["title"] == "Toy Story"
+    assert c.rating_scale == (1.0, 3.0)  # taken from the data: atomic files do not state it
+
+
+def test_recbole_string_ids_stay_strings_and_join(tmp_path):
+    tmp_path.joinpath("x.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\nu1\t1\t4\nu2\t2\t5\n"
+    )
+    tmp_path.joinpath("x.user").write_text(
+        "user_id:token\tage:token\tgender:token\nu1\t30\tF\nu2\t40\tM\n"
+    )
+    c = load_movielens(tmp_path)
+    assert list(c.contributor_ids) == ["u1", "u2"]
+    assert list(c.item_ids) == [1, 2]
+    assert c.contributors["gender"].tolist() == ["F", "M"]
+
+
+def test_recbole_missing_inter(tmp_path):
+    with pytest.raises(DataleverError, match=r"\*\.inter"):
+        load_recbole_atomic(tmp_path, "x")
+
+
+def test_recbole_bad_rating(tmp_path):
+    tmp_path.joinpath("x.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\n1\t1\tfour\n"
+    )
+    with pytest.raises(DataleverError, match="non-numeric"):
+        load_recbole_atomic(tmp_path, "x")
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def test_csv_with_mapping(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text("who,what,stars,when\na,x,1,10\nb,x,7,11\na,y,3,12\n")
+    c = load_table(path, {"user": "who", "item": "what", "rating": "stars", "timestamp": "when"})
+    assert (len(c), c.n_contributors, c.n_items) == (3, 2, 2)
+    assert c.name == "events"
+    assert c.rating_scale == (1.0, 7.0)
+    assert c.records["timestamp"].tolist() == [10, 11, 12]
+    assert list(c.contributor_ids) == ["a", "b"]
+
+
+def test_csv_common_names_need_no_mapping(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("userId,movieId,rating\n1,5,4\n2,5,3\n")
+    c = load_table(path, rating_scale=(1.0, 5.0))
+    assert (len(c), c.n_contributors, c.n_items, c.rating_scale) == (2, 2, 1, (1.0, 5.0))
+
+
+def test_tsv(tmp_path):
+    path = tmp_path / "r.tsv"
+    path.write_text("u\ti\tr\n1\t5\t4\n")
+    c = load_table(path, {"user": "u", "item": "i", "rating": "r"})
+    assert len(c) == 1
+
+
+def test_parquet_with_mapping(tmp_path):
+    path = tmp_path / "r.parquet"
+    pd.DataFrame(
+        {"uid": [1, 1, 2, 3], "iid": [10, 11, 10, 12], "score": [0.5, 1.0, 0.0, 0.25]}
+    ).to_parquet(path)
+    c = load_table(path, {"user": "uid", "item": "iid", "rating": "score"}, name="p")
+    assert (len(c), c.n_contributors, c.n_items) == (4, 3, 3)
+    assert c.name == "p"
+    assert c.records["rating"].tolist() == [0.5, 1.0, 0.0, 0.25]
+
+
+def test_table_missing_file(tmp_path):
+    with pytest.raises(DataleverError, match="does not exist"):
+        load_table(tmp_path / "nope.csv")
+
+
+def test_table_unknown_format(tmp_path):
+    path = tmp_path / "r.xlsx"
+    path.write_bytes(b"PK")
+    with pytest.raises(DataleverError, match=r"\.parquet"):
+        load_table(path)
+
+
+def test_table_misnamed_columns_name_what_was_found(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("person,thing,grade\n1,2,3\n")
+    with pytest.raises(DataleverError) as err:
+        load_table(path)
+    text = str(err.value)
+    assert "person, thing, grade" in text
+    assert "user=person,item=thing,rating=grade" in text
+
+
+def test_table_mapping_to_absent_column(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("person,thing,grade\n1,2,3\n")
+    with pytest.raises(DataleverError, match=r"user='who'.*columns found: person, thing, grade"):
+        load_table(path, {"user": "who", "item": "thing", "rating": "grade"})
+
+
+def test_table_unknown_field_in_mapping(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("u,i,r\n1,2,3\n")
+    with pytest.raises(DataleverError, match="unknown field"):
+        load_table(path, {"user": "u", "item": "i", "rating": "r", "weight": "r"})
+
+
+def test_table_non_numeric_ratings(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("user,item,rating\n1,2,3\n1,3,great\n")
+    with pytest.raises(DataleverError, match="non-numeric.*'great'"):
+        load_table(path)
+
+
+def test_table_empty_file_and_header_only(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataleverError, match="empty"):
+        load_table(empty)
+    header = tmp_path / "header.csv"
+    header.write_text("user,item,rating\n")
+    with pytest.raises(DataleverError, match="no records"):
+        load_table(header)
+
+
+# ----------------------------------------------------------------------------- catalogue, cache
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("DATALEVER_CACHE", str(root))
+    return root
+
+
+def _cache_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*")) if root.exists() else []
+
+
+def test_cache_dir_from_environment(cache):
+    assert registry.cache_dir() == cache
+    assert registry.dataset_dir("ml-100k") == cache / "movielens-100k"
+
+
+def test_catalogue_entries():
+    assert set(registry.CATALOGUE) == {
+        "movielens-100k",
+        "movielens-1m",
+        "movielens-10m",
+        "movielens-20m",
+        "movielens-25m",
+        "movielens-latest-small",
+    }
+    for info in registry.CATALOGUE.values():
+        assert info.url.startswith("https://files.grouplens.org/datasets/movielens/ml-")
+        assert info.md5 is None or len(info.md5) == 32
+    assert registry.CATALOGUE["movielens-100k"].rating_scale == (1.0, 5.0)
+    assert registry.CATALOGUE["movielens-25m"].rating_scale == (0.5, 5.0)
+
+
+def test_unknown_name_lists_known_names(cache):
+    with pytest.raises(DataleverError, match="movielens-100k, movielens-1m"):
+        registry.load_dataset("netflix-prize")
+    with pytest.raises(DataleverError, match="movielens-latest-small"):
+        registry.fetch_dataset("netflix-prize")
+
+
+def test_not_fetched_and_fetch_disallowed(cache):
+    with pytest.raises(DataleverError, match="datalever data fetch movielens-1m"):
+        registry.load_dataset("movielens-1m", fetch=False)
+
+
+def _entry_for(monkeypatch, archive: Path, md5: str | None, name="movielens-1m"):
+    info = registry.CATALOGUE[name]
+    patched = registry.DatasetInfo(
+        info.name, archive.as_uri(), md5, info.description, info.formats, info.rating_scale
+    )
+    monkeypatch.setitem(registry.CATALOGUE, name, patched)
+    return patched
+
+
+def test_fetch_from_url_verifies_and_unzips(tmp_path, cache, monkeypatch):
+    archive = zip_folder(write_1m(tmp_path / "src"), tmp_path / "ml-1m.zip", "ml-1m")
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    _entry_for(monkeypatch, archive, md5)
+    folder = registry.fetch_dataset("movielens-1m", progress=False)
+    assert folder == cache / "movielens-1m"
+    assert (folder / "ml-1m" / "ratings.dat").exists()
+    assert registry.cached_source("movielens-1m") == "grouplens"
+    assert not list(cache.glob(".*part")) and not list(cache.glob(".*tmp"))
+    c = registry.load_dataset("movielens-1m", fetch=False)
+    assert (c.name, len(c), c.rating_scale) == ("movielens-1m", 4, (1.0, 5.0))
+    # Second load comes from the Parquet copy of the frames and gives the same data.
+    assert any(p.name.startswith(".datalever-frames") for p in folder.iterdir())
+    again = registry.load_dataset("ml-1m")
+    assert again.checksum() == c.checksum()
+    pd.testing.assert_frame_equal(again.contributors, c.contributors)
+    pd.testing.assert_frame_equal(again.items, c.items)
+
+
+def test_checksum_mismatch_from_url_leaves_nothing(tmp_path, cache, monkeypatch):
+    archive = zip_folder(write_1m(tmp_path / "src"), tmp_path / "ml-1m.zip", "ml-1m")
+    _entry_for(monkeypatch, archive, "0" * 32)
+    with pytest.raises(DataleverError, match="published checksum"):
+        registry.fetch_dataset("movielens-1m", progress=False)
+    assert _cache_files(cache) == []
+    assert not registry.is_fetched("movielens-1m")
+
+
+def test_checksum_mismatch_of_local_zip(tmp_path, cache):
+    archive = zip_folder(write_100k(tmp_path / "src"), tmp_path / "ml-100k.zip", "ml-100k")
+    with pytest.raises(DataleverError, match="MD5"):
+        registry.fetch_dataset("movielens-100k", path=archive, progress=False)
+    assert _cache_files(cache) == []
+    assert archive.exists()  # the user's own copy is never deleted
+
+
+def test_local_zip_without_pinned_checksum(tmp_path, cache):
+    archive = zip_folder(write_csv_release(tmp_path / "src"), tmp_path / "s.zip", "ml-latest-small")
+    folder = registry.fetch_dataset("movielens-latest-small", path=archive, progress=False)
+    assert registry.cached_source("latest-small") == "local"
+    assert len(load_movielens(folder)) == 4
+
+
+def test_local_folder_is_validated_and_copied(tmp_path, cache):
+    src = write_10m(tmp_path / "ml-10M100K")
+    with pytest.raises(DataleverError, match="look like movielens-10m"):
+        registry.fetch_dataset("movielens-1m", path=src, progress=False)
+    assert _cache_files(cache) == []
+    registry.fetch_dataset("movielens-10m", path=tmp_path, progress=False)
+    c = registry.load_dataset("movielens-10m", fetch=False)
+    assert (len(c), c.rating_scale) == (3, (0.5, 5.0))
+
+
+def test_not_a_zip(tmp_path, cache):
+    bogus = tmp_path / "ml-1m.zip"
+    bogus.write_text("not a zip")
+    with pytest.raises(DataleverError, match="neither a folder nor a zip"):
+        registry.fetch_dataset("movielens-1m", path=bogus)
+
+
+def test_bad_source(cache):
+    with pytest.raises(DataleverError, match="Unknown source"):
+        registry.fetch_dataset("movielens-100k", source="kaggle")
+    with pytest.raises(DataleverError, match="only provides movielens-100k"):
+        registry.fetch_dataset("movielens-1m", source="recbole")
+
+
+def _offline(monkeypatch):
+    def fail(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(registry.urllib.request, "urlopen", fail)
+
+
+def test_offline_falls_back_to_recbole_for_100k(tmp_path, cache, monkeypatch):
+    _offline(monkeypatch)
+    calls = []
+
+    def fake_recbole(info, progress):
+        calls.append(info.name)
+        staging = registry._staging_dir(info)
+        write_recbole(staging, "ml-100k")
+        return registry._install(staging, info, "recbole", {})
+
+    monkeypatch.setattr(registry, "_fetch_recbole", fake_recbole)
+    registry.fetch_dataset("movielens-100k", progress=False)
+    assert calls == ["movielens-100k"]
+    assert registry.cached_source("movielens-100k") == "recbole"
+    assert not list(cache.glob(".*part"))
+    # "auto" now uses the cache; an explicit other source would fetch again.
+    registry.fetch_dataset("movielens-100k", progress=False)
+    assert calls == ["movielens-100k"]
+    c = registry.load_dataset("movielens-100k")
+    assert c.rating_scale == (1.0, 5.0)  # from the catalogue, not the data's 1..3
+
+
+def test_offline_without_fallback_is_a_clear_error(cache, monkeypatch):
+    _offline(monkeypatch)
+    with pytest.raises(DataleverError, match=r"Could not download movielens-25m.*--path"):
+        registry.fetch_dataset("movielens-25m", progress=False)
+    assert _cache_files(cache) == []
+
+
+def test_load_dataset_by_path(tmp_path, cache):
+    assert len(registry.load_dataset(str(write_1m(tmp_path / "m")))) == 4
+    table = tmp_path / "t.csv"
+    table.write_text("user,item,rating\n1,1,2\n")
+    assert len(registry.load_dataset(str(table))) == 1
+    with pytest.raises(DataleverError, match="no file or folder"):
+        registry.load_dataset(str(tmp_path / "missing.csv"))
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+@pytest.fixture(scope="session")
+def real_100k_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("real-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATALEVER_CACHE", str(root))
+        try:
+            registry.fetch_dataset("movielens-100k", source="recbole", progress=False)
+        except DataleverError as err:
+            if "with pip" in err.problem:
+                pytest.skip(f"PyPI not reachable: {err.problem}")
+            raise
+    return root
+
+
+def test_real_movielens_100k_via_recbole(real_100k_cache, monkeypatch):
+    monkeypatch.setenv("DATALEVER_CACHE", str(real_100k_cache))
+    assert registry.cached_source("movielens-100k") == "recbole"
+    c = registry.load_dataset("movielens-100k", fetch=False)
+    assert (c.n_contributors, c.n_items, len(c)) == (943, 1682, 100_000)
+    assert c.rating_scale == (1.0, 5.0)
+    assert c.contributors["gender"].value_counts().to_dict() == {"M": 670, "F": 273}
+    assert c.contributors["age"].dtype.kind == "i"
+    assert c.contributors["occupation"].nunique() == 21
+    assert meta(c, 1)["genres"] == "Animation|Children's|Comedy"
+    assert len(c.genres()) == 19
+    assert list(c.contributor_ids[:3]) == [1, 2, 3]
