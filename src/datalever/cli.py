@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -56,13 +56,13 @@ StoreOpt = Annotated[
 DEFAULT_STORE = "datalever.sqlite"
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
 
 
-class FitPath(str, Enum):
+class FitPath(StrEnum):
     auto = "auto"
     plain = "plain"
 

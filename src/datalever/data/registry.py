@@ -9,6 +9,7 @@ copy of it as RecBole atomic files.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -376,7 +377,7 @@ def fetch_dataset(
         return _fetch_recbole(info, progress)
     try:
         return _fetch_grouplens(info, progress)
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         if source == "auto" and "recbole" in info.formats:
             if progress:

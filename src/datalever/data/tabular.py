@@ -98,9 +98,16 @@ def _resolve(columns: dict[str, str] | None, found: list[str], path: Path) -> di
         raise DataleverError(
             f"{path.name} has no column for {', '.join(missing)} "
             f"(columns found: {', '.join(found) or 'none'}).",
-            f"pass a column mapping from our names to the file's, e.g. {_suggest(found)}.",
+            "map our names to the file's columns in the spec's [data] table, e.g. "
+            f"columns = {{{_suggest_toml(found)}}}.",
         )
     return columns
+
+
+def _suggest_toml(found: list[str]) -> str:
+    """The suggested mapping written as a TOML inline table body."""
+    pairs = [p.split("=", 1) for p in _suggest(found).split(",")]
+    return ", ".join(f'{k} = "{v}"' for k, v in pairs)
 
 
 def _suggest(found: list[str]) -> str:

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
+from datalever.collectives import group_members
 from datalever.data.contributions import Contributions
 from datalever.engine.scenario_eval import FoldContext, make_protocol
+from datalever.errors import DataleverError
 from datalever.scenarios import Scenario, plan
 from datalever.spec import Spec
 from datalever.store import ResultsStore, ScenarioResult
@@ -90,6 +92,7 @@ def run_spec(
     """
     started = time.perf_counter()
     data = data if data is not None else load_spec_data(spec)
+    check_collectives(spec, data)
     checksum = data.checksum()
     scenarios = plan(spec, checksum)
     run_id = spec.run_id()
@@ -140,6 +143,18 @@ def run_spec(
     return RunReport(
         run_id, len(scenarios), len(done), finished, time.perf_counter() - started, interrupted
     )
+
+
+def check_collectives(spec: Spec, data: Contributions) -> None:
+    """Fail before anything runs if a group selects nobody or a count exceeds the users."""
+    for group in spec.collectives.groups:
+        group_members(data, group)
+    too_many = [c for c in spec.collectives.counts if c > data.n_contributors]
+    if too_many:
+        raise DataleverError(
+            f"Collective counts {too_many} exceed the {data.n_contributors} users of {data.name}.",
+            "use smaller counts, or sizes as fractions of users.",
+        )
 
 
 def _take(it, n: int) -> list:

@@ -79,131 +79,64 @@ def similarity_matrix(
 
 
 @numba.njit(cache=True)
-def _kth_largest(buf, m, k):  # pragma: no cover
-    """The k-th largest of ``buf[:m]`` (reorders it): quickselect with a three-way partition,
-    which stays linear when many similarities are equal (msd has few distinct values)."""
-    lo = 0
-    hi = m - 1
-    target = k - 1
-    while lo < hi:
-        a, b, c = buf[lo], buf[(lo + hi) // 2], buf[hi]
-        pivot = max(min(a, b), min(max(a, b), c))  # median of three
-        lt = lo
-        i = lo
-        gt = hi
-        while i <= gt:  # descending: [lo, lt) > pivot, [lt, gt] == pivot, (gt, hi] < pivot
-            v = buf[i]
-            if v > pivot:
-                buf[i] = buf[lt]
-                buf[lt] = v
-                lt += 1
-                i += 1
-            elif v < pivot:
-                buf[i] = buf[gt]
-                buf[gt] = v
-                gt -= 1
-            else:
-                i += 1
-        if target < lt:
-            hi = lt - 1
-        elif target > gt:
-            lo = gt + 1
-        else:
-            return pivot
-    return buf[lo]
+def _top_k(row, cand_x, cand_r, lo, m, k, buf, heap, tie):  # pragma: no cover
+    """(sum sim*r, sum sim, count) over the k most similar positive candidates of y.
 
-
-@numba.njit(cache=True)
-def _select(row, cand_x, cand_r, lo, m, k, buf):  # pragma: no cover
-    """(sum sim*r, sum sim, count) over the top-k positive candidates, found by quickselect."""
-    kth = -np.inf
-    room = m
-    if m > k:
-        for j in range(m):
-            buf[j] = row[cand_x[lo + j]]
-        kth = _kth_largest(buf, m, k)
-        room = k
-        for j in range(m):
-            if buf[j] > kth:
-                room -= 1
+    One pass keeps a min-heap of the k largest similarities (seeded with zeros, since only
+    positive ones count) to find the k-th largest value; a second pass takes every candidate
+    above it and, as Surprise's stable ``heapq.nlargest`` does, the earliest records tied at it.
+    """
+    heap[:k] = 0.0
+    for j in range(m):
+        s = row[cand_x[lo + j]]
+        buf[j] = s
+        if s > heap[0]:  # replace the smallest of the k kept and sift it down
+            p = 0
+            while True:
+                c = 2 * p + 1
+                if c >= k:
+                    break
+                if c + 1 < k and heap[c + 1] < heap[c]:
+                    c += 1
+                if heap[c] >= s:
+                    break
+                heap[p] = heap[c]
+                p = c
+            heap[p] = s
+    kth = heap[0]
     num = 0.0
     den = 0.0
     count = 0
+    n_tie = 0
     for j in range(m):
-        s = row[cand_x[lo + j]]
-        if s < kth:
-            continue
-        if s == kth:  # ties at the k-th value go to the earliest records
-            if room == 0:
-                continue
-            room -= 1
-        if s > 0:
+        s = buf[j]
+        if s > kth:
             num += s * cand_r[lo + j]
             den += s
             count += 1
+        elif s == kth and s > 0:
+            tie[n_tie] = j
+            n_tie += 1
+    for q in range(min(n_tie, k - count)):
+        num += kth * cand_r[lo + tie[q]]
+        den += kth
+    count += min(n_tie, k - count)
     return num, den, count
 
 
 @numba.njit(cache=True)
-def _walk(row, ranked, cand_r, lo, k, first, nxt, tie):  # pragma: no cover
-    """Same result as :func:`_select`, walking x's neighbours from most to least similar and
-    keeping those that are candidates; cheap when y has many candidates, so k come early."""
-    num = 0.0
-    den = 0.0
-    count = 0
-    t = 0
-    n = ranked.shape[0]
-    while t < n and count < k:
-        s = row[ranked[t]]
-        if s <= 0:
-            break
-        n_tie = 0
-        while t < n and row[ranked[t]] == s:  # one group of equal similarity
-            j = first[ranked[t]]
-            while j >= 0:
-                tie[n_tie] = j
-                n_tie += 1
-                j = nxt[j]
-            t += 1
-        if count + n_tie > k:  # only the earliest records of the group fit
-            tie[:n_tie].sort()
-            n_tie = k - count
-        for q in range(n_tie):
-            num += s * cand_r[lo + tie[q]]
-            den += s
-        count += n_tie
-    return num, den, count
-
-
-@numba.njit(cache=True)
-def _grid(sim, ranked, cand_x, cand_r, y_ptr, xs, ys, k, min_k, fallback, out):  # pragma: no cover
+def _grid(sim, cand_x, cand_r, y_ptr, xs, ys, k, min_k, fallback, out):  # pragma: no cover
     """``out[a, b]`` = estimate of x ``xs[a]`` from y ``ys[b]``'s candidates, by the rule of
     :meth:`KNNModel._estimate`, compiled so that a full top-N grid needs no temporaries."""
-    n_x = sim.shape[0]
     buf = np.empty(cand_x.shape[0])
     tie = np.empty(cand_x.shape[0], dtype=np.int64)
-    nxt = np.empty(cand_x.shape[0], dtype=np.int64)
-    first = np.full(n_x, -1, dtype=np.int64)
+    heap = np.empty(k)
     for b in range(ys.shape[0]):
         lo = y_ptr[ys[b]]
         m = y_ptr[ys[b] + 1] - lo
-        # Walking costs about k * n_x / m steps, selecting a few passes over the m candidates.
-        walk = m > k and k * n_x < 4 * m * m
-        if walk:  # candidate records of each x', in training order, as linked lists
-            for j in range(m - 1, -1, -1):
-                x2 = cand_x[lo + j]
-                nxt[j] = first[x2]
-                first[x2] = j
         for a in range(xs.shape[0]):
-            row = sim[xs[a]]
-            if walk:
-                num, den, count = _walk(row, ranked[xs[a]], cand_r, lo, k, first, nxt, tie)
-            else:
-                num, den, count = _select(row, cand_x, cand_r, lo, m, k, buf)
+            num, den, count = _top_k(sim[xs[a]], cand_x, cand_r, lo, m, k, buf, heap, tie)
             out[a, b] = num / den if count >= min_k and count > 0 else fallback
-        if walk:
-            for j in range(m):
-                first[cand_x[lo + j]] = -1
 
 
 class KNNModel(Model):
@@ -231,7 +164,6 @@ class KNNModel(Model):
         self.cand_x = xs[order]
         self.cand_r = ratings[order]
         self.y_ptr = np.concatenate([[0], np.cumsum(np.bincount(ys, minlength=self.n_y))])
-        self._ranked: np.ndarray | None = None
 
     def _estimate(self, xq: np.ndarray, y: int) -> np.ndarray:
         """Unclipped estimates for the query x ``xq`` against y's candidates (Surprise's rule)."""
@@ -295,11 +227,8 @@ class KNNModel(Model):
             else:  # x = item, y = user: fill the transposed grid
                 block = np.empty((len(cols), len(rows)))
                 args = (cols, users[rows])
-            if self._ranked is None:  # x's neighbours by decreasing similarity, built once
-                self._ranked = np.argsort(-self.sim, axis=1, kind="stable")
             _grid(
                 self.sim,
-                self._ranked,
                 self.cand_x,
                 self.cand_r,
                 self.y_ptr,

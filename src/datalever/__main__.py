@@ -1,0 +1,5 @@
+"""``python -m datalever``: the command line."""
+
+from datalever.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""Shared fixtures: the real MovieLens-100K (fetched once into the cache) and spec helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from datalever.data.contributions import Contributions
+from datalever.data.registry import load_dataset
+from datalever.spec import Spec, parse_spec
+
+
+@pytest.fixture(scope="session")
+def ml100k() -> Contributions:
+    return load_dataset("movielens-100k")
+
+
+SMALL_SPEC = """
+name = "small"
+seed = 3
+
+[data]
+dataset = "movielens-100k"
+
+[protocol]
+kind = "data-strikes"
+folds = 5
+run_folds = 2
+
+[[learners]]
+name = "item_mean"
+
+[[learners]]
+name = "popularity"
+
+[lever]
+kind = "strike"
+
+[collectives]
+sizes = [0.0, 0.2, 0.6]
+samples = 2
+groups = ["gender:F"]
+
+[evaluation]
+metrics = ["ndcg@10", "precision@10", "rmse"]
+"""
+
+
+@pytest.fixture
+def small_spec() -> Spec:
+    return parse_spec(SMALL_SPEC)
