@@ -199,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         for sample in range(args.samples):
             d = draw(collective, data, sample, args.seed)
             n_strikers[size] = len(d.participants)
-            withheld = lever.withheld(data, d.participants, collective.seed_for(args.seed, sample))
+            withheld = lever.withheld(
+                data, d.participants, collective.seed_for(args.seed, sample, stream=1)
+            )
             for j, fold in enumerate(folds):
                 key = (fold.index, d.participants.tobytes())
                 if key not in cache:  # identical draws (every no-strike sample) are fitted once

@@ -378,7 +378,7 @@ def test_table_misnamed_columns_name_what_was_found(tmp_path):
         load_table(path)
     text = str(err.value)
     assert "person, thing, grade" in text
-    assert "user=person,item=thing,rating=grade" in text
+    assert 'columns = {user = "person", item = "thing", rating = "grade"}' in text
 
 
 def test_table_mapping_to_absent_column(tmp_path):

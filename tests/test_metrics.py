@@ -332,11 +332,6 @@ def test_topn_never_recommends_known_items():
     assert value("precision@5", ev) == 1.0
 
 
-@pytest.mark.xfail(
-    reason="evaluate_topn pads a list with known items (score -inf) when a user has fewer "
-    "than k unknown items; see the report to the maintainers",
-    strict=False,
-)
 def test_topn_short_of_unknown_items_recommends_fewer():
     # 6 items, user 0 knows 3 of them: only 3 can be recommended even at k = 5
     held = HeldOut(np.array([0]), np.array([0]), np.ones(1), 1)

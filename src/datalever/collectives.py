@@ -47,9 +47,12 @@ class Collective:
             )
         return f"{self.group} ×{self.participation:g}"
 
-    def seed_for(self, seed: int, sample: int) -> np.random.Generator:
+    def seed_for(self, seed: int, sample: int, stream: int = 0) -> np.random.Generator:
+        """The random generator of one sample; ``stream`` separates independent choices
+        (0: who participates, 1: which records a partial strike withholds)."""
         digest = hashlib.sha256(f"{self.kind}|{self.group}|{self.size}|{self.count}".encode())
-        return np.random.default_rng([seed, int.from_bytes(digest.digest()[:8], "big"), sample])
+        key = int.from_bytes(digest.digest()[:8], "big")
+        return np.random.default_rng([seed, key, sample, stream])
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,10 @@ def _select(data: Contributions, group: str) -> np.ndarray:
     counts = np.bincount(data.records["contributor"], minlength=n)
     if m := _PCT.match(group):
         pct = float(m.group(2))
+        if not 0 < pct <= 100:
+            raise DataleverError(
+                f"The share in {group!r} must be in (0, 100].", "write it as e.g. top-10%."
+            )
         if m.group(1) == "top":
             return counts >= np.percentile(counts, 100 - pct)
         return counts <= np.percentile(counts, pct)

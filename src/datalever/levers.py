@@ -56,7 +56,8 @@ class Lever:
         mine = is_participant[users]
         if self.fraction == 1:
             return mine
-        # Each participant withholds round(fraction × their records), chosen at random.
+        # Each participant withholds round(fraction × their records) (halves round to even,
+        # as numpy does), chosen at random.
         keys = rng.random(len(users))
         order = np.lexsort((keys, users))
         sorted_users = users[order]

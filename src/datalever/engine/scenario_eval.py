@@ -98,7 +98,7 @@ class FoldContext:
         draws, deltas = [], []
         for sc in batch:
             d = draw(sc.collective, self.data, sc.sample, self.spec.seed)
-            rng = sc.collective.seed_for(self.spec.seed, sc.sample)
+            rng = sc.collective.seed_for(self.spec.seed, sc.sample, stream=1)
             withheld = sc.lever.withheld(self.data, d.participants, rng)
             draws.append(d)
             deltas.append(
@@ -121,6 +121,7 @@ class FoldContext:
         participant[d.participants] = True
         groups: dict[str, np.ndarray] = {}
         wanted = self.spec.evaluation.groups
+        # Under a boycott the participants leave the service: "everyone" is who remains.
         everyone = ~participant if sc.lever.leaves_service else np.ones(n, dtype=bool)
         groups["everyone"] = everyone
         if not sc.is_baseline:

@@ -79,18 +79,53 @@ def similarity_matrix(
 
 
 @numba.njit(cache=True)
-def _top_k(row, cand_x, cand_r, lo, m, k, buf, heap, tie):  # pragma: no cover
-    """(sum sim*r, sum sim, count) over the k most similar positive candidates of y.
+def _kth_largest(buf, m, k):  # pragma: no cover
+    """The k-th largest of ``buf[:m]``, reordering it: Hoare-partition quickselect (Numerical
+    Recipes' ``select``), which stops on equal values and so stays fast with many ties."""
+    target = m - k  # the k-th largest is the (m - k)-th smallest, counting from 0
+    lo = 0
+    hi = m - 1
+    while hi > lo + 1:
+        mid = (lo + hi) >> 1
+        buf[mid], buf[lo + 1] = buf[lo + 1], buf[mid]
+        if buf[lo] > buf[hi]:  # median of three into buf[lo + 1], sentinels at both ends
+            buf[lo], buf[hi] = buf[hi], buf[lo]
+        if buf[lo + 1] > buf[hi]:
+            buf[lo + 1], buf[hi] = buf[hi], buf[lo + 1]
+        if buf[lo] > buf[lo + 1]:
+            buf[lo], buf[lo + 1] = buf[lo + 1], buf[lo]
+        pivot = buf[lo + 1]
+        i = lo + 1
+        j = hi
+        while True:
+            i += 1
+            while buf[i] < pivot:
+                i += 1
+            j -= 1
+            while buf[j] > pivot:
+                j -= 1
+            if j < i:
+                break
+            buf[i], buf[j] = buf[j], buf[i]
+        buf[lo + 1] = buf[j]
+        buf[j] = pivot
+        if j >= target:
+            hi = j - 1
+        if j <= target:
+            lo = i
+    if hi == lo + 1 and buf[hi] < buf[lo]:
+        buf[lo], buf[hi] = buf[hi], buf[lo]
+    return buf[target]
 
-    One pass keeps a min-heap of the k largest similarities (seeded with zeros, since only
-    positive ones count) to find the k-th largest value; a second pass takes every candidate
-    above it and, as Surprise's stable ``heapq.nlargest`` does, the earliest records tied at it.
-    """
+
+@numba.njit(cache=True)
+def _kth_largest_heap(buf, m, k, heap):  # pragma: no cover
+    """The k-th largest of ``buf[:m]`` (at least 0) from a min-heap of the k largest seen:
+    one pass with few insertions when m is much larger than k."""
     heap[:k] = 0.0
     for j in range(m):
-        s = row[cand_x[lo + j]]
-        buf[j] = s
-        if s > heap[0]:  # replace the smallest of the k kept and sift it down
+        s = buf[j]
+        if s > heap[0]:  # replace the smallest kept value and sift it down
             p = 0
             while True:
                 c = 2 * p + 1
@@ -103,7 +138,24 @@ def _top_k(row, cand_x, cand_r, lo, m, k, buf, heap, tie):  # pragma: no cover
                 heap[p] = heap[c]
                 p = c
             heap[p] = s
-    kth = heap[0]
+    return heap[0]
+
+
+@numba.njit(cache=True)
+def _top_k(row, cand_x, cand_r, lo, m, k, buf, work, tie):  # pragma: no cover
+    """(sum sim*r, sum sim, count) over the k most similar positive candidates of y.
+
+    The k-th largest similarity is found first; then every candidate above it counts and, as
+    Surprise's stable ``heapq.nlargest`` has it, the earliest records tied at it fill the rest.
+    """
+    for j in range(m):
+        buf[j] = row[cand_x[lo + j]]
+    kth = 0.0  # with m <= k every positive candidate counts
+    if m > 16 * k:  # few heap insertions
+        kth = _kth_largest_heap(buf, m, k, work)
+    elif m > k:
+        work[:m] = buf[:m]
+        kth = max(_kth_largest(work, m, k), 0.0)  # if <= 0, every positive one is in the top k
     num = 0.0
     den = 0.0
     count = 0
@@ -117,11 +169,11 @@ def _top_k(row, cand_x, cand_r, lo, m, k, buf, heap, tie):  # pragma: no cover
         elif s == kth and s > 0:
             tie[n_tie] = j
             n_tie += 1
-    for q in range(min(n_tie, k - count)):
+    n_tie = min(n_tie, k - count)
+    for q in range(n_tie):
         num += kth * cand_r[lo + tie[q]]
         den += kth
-    count += min(n_tie, k - count)
-    return num, den, count
+    return num, den, count + n_tie
 
 
 @numba.njit(cache=True)
@@ -129,13 +181,13 @@ def _grid(sim, cand_x, cand_r, y_ptr, xs, ys, k, min_k, fallback, out):  # pragm
     """``out[a, b]`` = estimate of x ``xs[a]`` from y ``ys[b]``'s candidates, by the rule of
     :meth:`KNNModel._estimate`, compiled so that a full top-N grid needs no temporaries."""
     buf = np.empty(cand_x.shape[0])
+    work = np.empty(cand_x.shape[0])
     tie = np.empty(cand_x.shape[0], dtype=np.int64)
-    heap = np.empty(k)
     for b in range(ys.shape[0]):
         lo = y_ptr[ys[b]]
         m = y_ptr[ys[b] + 1] - lo
         for a in range(xs.shape[0]):
-            num, den, count = _top_k(sim[xs[a]], cand_x, cand_r, lo, m, k, buf, heap, tie)
+            num, den, count = _top_k(sim[xs[a]], cand_x, cand_r, lo, m, k, buf, work, tie)
             out[a, b] = num / den if count >= min_k and count > 0 else fallback
 
 

@@ -14,7 +14,7 @@ Definitions follow the Data Strikes protocol (Vincent, Hecht & Sen, WWW 2019):
 * ``recall@k``: relevant items in the top ``k`` divided by the user's relevant items.
 * ``hits``: relevant items among the user's top ``n_relevant``, averaged over users.
 * ``surfaced_hits``: the group's hits summed, as a share of all relevant held-out records of
-  the fold (everyone's), so groups add up to the total.
+  the fold (of everyone the service still serves), so groups add up to the total.
 * ``hitrate@k``: share of users with at least one relevant item in the top ``k``.
 * ``rmse``, ``mae``: over held-out records (rating learners only).
 """
@@ -148,9 +148,22 @@ def parse_metric(name: str) -> Metric:
     return Metric(kind, int(k) if k else None)
 
 
-def group_value(metric: Metric, num: np.ndarray, den: np.ndarray, members: np.ndarray) -> float:
-    """The metric over the users in the boolean mask ``members`` (NaN if none qualify)."""
-    d = den.sum() if metric.denominator_over_everyone else den[members].sum()
+def group_value(
+    metric: Metric,
+    num: np.ndarray,
+    den: np.ndarray,
+    members: np.ndarray,
+    population: np.ndarray | None = None,
+) -> float:
+    """The metric over the users in the boolean mask ``members`` (NaN if none qualify).
+
+    ``population`` is everyone the service still serves (default: all users); shares such as
+    ``surfaced_hits`` are taken of its total.
+    """
+    if metric.denominator_over_everyone:
+        d = den.sum() if population is None else den[population].sum()
+    else:
+        d = den[members].sum()
     if d <= 0:
         return float("nan")
     return metric.finalize(num[members].sum() / d)

@@ -136,8 +136,11 @@ def evaluate_topn(
         kk = min(k, scores.shape[1])
         top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
         top_scores = np.take_along_axis(scores, top, axis=1)
-        top = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
-        lists.append((np.repeat(users, kk), top.ravel()))
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        # A user with fewer than k unknown items gets a shorter list, never a known item.
+        keep = np.isfinite(np.take_along_axis(top_scores, order, axis=1))
+        lists.append((np.repeat(users, kk)[keep.ravel()], top[keep]))
     entry_user = np.concatenate([u for u, _ in lists]) if lists else np.zeros(0, np.int64)
     entry_item = np.concatenate([i for _, i in lists]) if lists else np.zeros(0, np.int64)
     entry_rel = np.isin(entry_user.astype(np.int64) * n_items + entry_item, test_keys)

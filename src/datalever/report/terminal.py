@@ -61,7 +61,9 @@ def render_summary(summary: pd.DataFrame, console: Console, title: str = "") -> 
             f"{_fmt(row['mean'])}{ci}",
             f"{row['change']:+.4f}" if not pd.isna(row["change"]) else "–",
             f"{change_pct:+.2f}%" if not pd.isna(change_pct) else "–",
-            f"{round(100 * row['gap_share'], 1) + 0.0:.1f}%" if not pd.isna(row["gap_share"]) else "–",
+            f"{round(100 * row['gap_share'], 1) + 0.0:.1f}%"
+            if not pd.isna(row["gap_share"])
+            else "–",
         )
     console.print(table)
 
