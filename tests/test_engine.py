@@ -134,3 +134,50 @@ def test_killed_process_resumes_without_recomputing(tmp_path):
     df = store.results(run_id)
     assert df["key"].nunique() == 28
     assert not df.duplicated(["key", "eval_group", "metric"]).any()
+
+
+HOLDOUT_SPEC = """
+name = "holdout"
+seed = 1
+
+[data]
+dataset = "movielens-100k"
+
+[protocol]
+kind = "holdout"
+test_fraction = 0.2
+list_length = 10
+
+[[learners]]
+name = "popularity"
+
+[[learners]]
+name = "ease"
+regularization = 200.0
+
+[lever]
+kind = "strike"
+
+[collectives]
+sizes = [0.5]
+samples = 2
+
+[evaluation]
+metrics = ["ndcg@10", "recall@10", "hitrate@10", "rmse"]
+"""
+
+
+def test_holdout_protocol_top_n(ml100k, tmp_path):
+    spec = parse_spec(HOLDOUT_SPEC)
+    store = ResultsStore(tmp_path / "r.sqlite")
+    report = run_spec(spec, store, data=ml100k)
+    assert report.n_planned == 2 * (1 + 2)  # one fold: no action + 2 samples, per learner
+    s = summarise(store.results(report.run_id))
+    assert set(s.metric) == {"ndcg@10", "recall@10", "hitrate@10"}  # no RMSE for top-N
+    base = s[(s.collective_kind == "none") & (s.metric == "ndcg@10")].set_index("learner")
+    # EASE personalises; it must beat ranking by popularity on held-out items.
+    assert base.loc["ease", "mean"] > base.loc["popularity", "mean"] > 0.05
+    struck = s[(s.collective_kind == "random") & (s.metric == "ndcg@10")
+               & (s.eval_group == "participants")].set_index("learner")
+    # Struck users are cold-start for EASE (all scores 0): their lists collapse.
+    assert struck.loc["ease", "change"] < -0.05
