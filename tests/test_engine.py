@@ -177,7 +177,8 @@ def test_holdout_protocol_top_n(ml100k, tmp_path):
     base = s[(s.collective_kind == "none") & (s.metric == "ndcg@10")].set_index("learner")
     # EASE personalises; it must beat ranking by popularity on held-out items.
     assert base.loc["ease", "mean"] > base.loc["popularity", "mean"] > 0.05
-    struck = s[(s.collective_kind == "random") & (s.metric == "ndcg@10")
-               & (s.eval_group == "participants")].set_index("learner")
+    struck = s[
+        (s.collective_kind == "random") & (s.metric == "ndcg@10") & (s.eval_group == "participants")
+    ].set_index("learner")
     # Struck users are cold-start for EASE (all scores 0): their lists collapse.
     assert struck.loc["ease", "change"] < -0.05

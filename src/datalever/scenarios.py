@@ -44,9 +44,13 @@ def scenario_key(spec: Spec, checksum: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def plan(spec: Spec, checksum: str) -> list[Scenario]:
+def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
     """Expand a spec into scenarios: one no-action scenario per learner and fold, then every
-    collective × sample. Size 0 is the no-action scenario and is not repeated."""
+    collective × sample. Size 0 is the no-action scenario and is not repeated.
+
+    Scenarios forced onto plain fits (``path="plain"``, for checking fast paths) get keys of
+    their own, so they are computed afresh rather than taken from fast-path results.
+    """
     c = spec.collectives
     collectives: list[tuple[Collective, int]] = []
     for size in sorted(set(c.sizes)):
@@ -78,6 +82,8 @@ def plan(spec: Spec, checksum: str) -> list[Scenario]:
                     "sample": sample,
                     "fold": fold,
                 }
+                if path != "auto":
+                    fields["path"] = path
                 out.append(
                     Scenario(
                         learner.name,

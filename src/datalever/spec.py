@@ -135,9 +135,12 @@ class Spec(_Strict):
     collectives: CollectivesSpec
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
 
-    def run_id(self) -> str:
-        """Stable id: the same spec resumes the same run."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+    def run_id(self, path: str = "auto") -> str:
+        """Stable id: the same spec (and fitting path) resumes the same run."""
+        content = self.model_dump(mode="json")
+        if path != "auto":
+            content["path"] = path
+        blob = json.dumps(content, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -48,6 +48,7 @@ scenarios = sa.Table(
     sa.Column("sample", sa.Integer),
     sa.Column("fold", sa.Integer),
     sa.Column("n_participants", sa.Integer),
+    sa.Column("path", sa.String(40)),
     sa.Column("seconds", sa.Float),
     sa.Column("finished_at", sa.String(40)),
 )

@@ -56,10 +56,11 @@ def _run_batch(learner_index: int, fold_index: int, batch: list[Scenario]) -> li
     contexts: OrderedDict = _WORKER["contexts"]
     key = (learner_index, fold_index)
     if key not in contexts:
-        contexts[key] = FoldContext.build(spec, data, _WORKER["folds"][fold_index], learner_index)
+        fold = _WORKER["folds"][fold_index]
+        contexts[key] = FoldContext.build(spec, data, fold, learner_index, _WORKER["path"])
         while len(contexts) > 2:  # bounded memory: batches arrive ordered by (learner, fold)
             contexts.popitem(last=False)
-    return contexts[key].run(batch, _WORKER["path"])
+    return contexts[key].run(batch)
 
 
 def _batches(spec: Spec, pending: list[Scenario], jobs: int) -> list[tuple[int, int, list]]:
@@ -94,8 +95,10 @@ def run_spec(
     data = data if data is not None else load_spec_data(spec)
     check_collectives(spec, data)
     checksum = data.checksum()
-    scenarios = plan(spec, checksum)
-    run_id = spec.run_id()
+    if path not in PATHS:
+        raise DataleverError(f"Unknown fitting path {path!r}.", f"use one of: {', '.join(PATHS)}.")
+    scenarios = plan(spec, checksum, path)
+    run_id = spec.run_id(path)
     store.start_run(
         run_id, spec.name, spec.data.dataset, checksum, spec.model_dump(mode="json"), len(scenarios)
     )

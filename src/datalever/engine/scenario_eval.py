@@ -17,7 +17,7 @@ import numpy as np
 from datalever.collectives import draw
 from datalever.data.contributions import Contributions
 from datalever.learners import Learner, make_learner
-from datalever.learners.base import Delta, Model
+from datalever.learners.base import Delta, FastPath, Model, fit_scenarios
 from datalever.metrics import (
     Evaluation,
     HeldOut,
@@ -49,9 +49,13 @@ class FoldContext:
     metrics: list[Metric]
     baseline: dict[str, tuple[np.ndarray, np.ndarray]]
     reference: dict[str, tuple[np.ndarray, np.ndarray]]
+    fast: FastPath | None = None
+    path: str = "plain"
 
     @classmethod
-    def build(cls, spec: Spec, data: Contributions, fold: Fold, learner_index: int) -> FoldContext:
+    def build(
+        cls, spec: Spec, data: Contributions, fold: Fold, learner_index: int, path: str = "auto"
+    ) -> FoldContext:
         ls = spec.learners[learner_index]
         learner = make_learner(ls.name, ls.params())
         metrics = [parse_metric(m) for m in spec.evaluation.metrics]
@@ -60,6 +64,9 @@ class FoldContext:
         ctx = cls(spec, data, fold, learner, metrics, {}, {})
         base = ctx.base_training_set()
         ctx.baseline = ctx.per_user(ctx.evaluate(learner.fit(base)))
+        if path == "auto":
+            ctx.fast = learner.fast_path(base)
+        ctx.path = ctx.fast.name if ctx.fast is not None else "plain"
         reference = make_learner(spec.evaluation.reference)
         ctx.reference = ctx.per_user(ctx.evaluate(reference.fit(base), reference.predicts_ratings))
         return ctx
@@ -92,7 +99,7 @@ class FoldContext:
             out[m.name] = m.per_user(ev)
         return out
 
-    def run(self, batch: list[Scenario], path: str) -> list[ScenarioResult]:
+    def run(self, batch: list[Scenario]) -> list[ScenarioResult]:
         """Fit and judge a batch of scenarios of this (learner, fold)."""
         started = time.perf_counter()
         draws, deltas = [], []
@@ -107,12 +114,13 @@ class FoldContext:
                 else Delta(np.zeros(0, dtype=np.int64))
             )
         out = []
-        models = self.learner.fit_many(self.base_training_set(), deltas, path=path)
+        models = fit_scenarios(self.learner, self.base_training_set(), deltas, self.fast)
         for sc, d, model in zip(batch, draws, models, strict=True):
             values = self.per_user(self.evaluate(model))
             rows = self.metric_rows(sc, d, values)
             elapsed = (time.perf_counter() - started) / len(batch)
-            out.append(ScenarioResult(sc.key, scenario_row(sc, len(d.participants), elapsed), rows))
+            row = scenario_row(sc, len(d.participants), elapsed, self.path)
+            out.append(ScenarioResult(sc.key, row, rows))
         return out
 
     def metric_rows(self, sc: Scenario, d, values) -> list[dict]:
@@ -157,7 +165,7 @@ class FoldContext:
         return rows
 
 
-def scenario_row(sc: Scenario, n_participants: int, seconds: float) -> dict:
+def scenario_row(sc: Scenario, n_participants: int, seconds: float, path: str) -> dict:
     c = sc.collective
     return {
         "learner": sc.learner,
@@ -170,6 +178,7 @@ def scenario_row(sc: Scenario, n_participants: int, seconds: float) -> dict:
         "sample": sc.sample,
         "fold": sc.fold,
         "n_participants": n_participants,
+        "path": path,
         "seconds": seconds,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -1,9 +1,10 @@
 """The learner interface: a model recipe that fits on records and scores (user, item) pairs.
 
 A learner is configured in its constructor and has no hidden state: ``fit`` returns a new
-:class:`Model`. The engine never builds a scenario's training data itself; it hands the learner
-the base training set and the scenario deltas through :meth:`Learner.fit_many`, so a learner with
-an exact fast path (sufficient statistics, batched fitting) can override that one method.
+:class:`Model`. A scenario is a delta against a fold's base training set; a learner with an exact
+fast path (sufficient statistics, batched fitting) returns a :class:`FastPath` prepared on the
+base from :meth:`Learner.fast_path`, and the engine fits every scenario of the fold through it.
+Without one, the engine applies each delta and calls :meth:`Learner.fit` (the plain path).
 """
 
 from __future__ import annotations
@@ -53,6 +54,36 @@ class Model(ABC):
     n_items: int = 0
 
 
+class FastPath(ABC):
+    """An exact shortcut for fitting many scenarios that share one base training set.
+
+    ``fit_many(deltas)`` must return, for each delta, a model equal to
+    ``learner.fit(delta.apply(base))`` — to floating-point tolerance for closed-form learners,
+    or exactly the same computation for batched iterative ones. Tests check this against the
+    plain fit for every learner that has a fast path.
+    """
+
+    #: The name recorded with every result computed through this path.
+    name: str = "fast"
+    #: How many scenarios the engine should hand over at once.
+    batch_size: int = 8
+
+    @abstractmethod
+    def fit_many(self, deltas: Sequence[Delta]) -> Iterator[Model]:
+        """One fitted model per delta."""
+
+
+def fit_scenarios(
+    learner: Learner, base: TrainingSet, deltas: Sequence[Delta], fast: FastPath | None
+) -> Iterator[Model]:
+    """Fit one model per delta: through ``fast`` when given, else by plain fits."""
+    if fast is not None:
+        yield from fast.fit_many(deltas)
+    else:
+        for delta in deltas:
+            yield learner.fit(delta.apply(base))
+
+
 class Learner(ABC):
     """A model recipe. Subclasses set ``name`` and take their parameters in ``__init__``."""
 
@@ -68,16 +99,10 @@ class Learner(ABC):
         """The constructor parameters, for scenario keys and provenance."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
-    def fit_many(
-        self, base: TrainingSet, deltas: Sequence[Delta], path: str = "auto"
-    ) -> Iterator[Model]:
-        """One fitted model per delta against ``base``.
-
-        ``path="plain"`` forces a plain fit of each modified training set; ``"auto"`` lets a
-        learner use its fastest exact path. The default has only the plain path.
-        """
-        for delta in deltas:
-            yield self.fit(delta.apply(base))
+    def fast_path(self, base: TrainingSet) -> FastPath | None:
+        """An exact fast path prepared on ``base`` (statistics computed once per fold), or
+        ``None`` when the learner has only plain fits. Overridden by learners that have one."""
+        return None
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

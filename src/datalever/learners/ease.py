@@ -21,7 +21,10 @@ _BLOCK = 1 << 22
 
 
 def ease_weights(x: sp.spmatrix, regularization: float) -> np.ndarray:
-    """Steck's closed form: ``P = (XᵀX + λI)⁻¹``, ``B = -P / diag(P)`` column-wise, ``diag(B) = 0``."""
+    """Steck's closed form: ``P = (XᵀX + λI)⁻¹``, ``B = -P / diag(P)`` by column, ``diag(B) = 0``.
+
+    Solved once per fit because the whole model is this one item-by-item matrix.
+    """
     gram = np.asarray((x.T @ x).toarray(), dtype=np.float64)
     gram[np.diag_indices_from(gram)] += regularization
     # G is symmetric positive definite for λ > 0, so a Cholesky inverse is exact and stable.
@@ -46,8 +49,8 @@ class EASEModel(Model):
         out = np.zeros(len(users))
         valid = (users >= 0) & (users < self.n_users)
         ptr, cols = self.x.indptr, self.x.indices
-        lens = np.zeros(len(users), dtype=np.int64)
-        lens[valid] = ptr[users[valid] + 1] - ptr[users[valid]]
+        starts = ptr[np.where(valid, users, 0)]
+        lens = np.where(valid, ptr[np.where(valid, users, 0) + 1] - starts, 0)
         start = 0
         while start < len(users):
             # Chunk so that the gathered entries stay below _BLOCK.
@@ -58,9 +61,7 @@ class EASEModel(Model):
             if total:
                 pair = np.repeat(np.arange(stop - start), chunk_lens)
                 offsets = np.repeat(np.cumsum(chunk_lens) - chunk_lens, chunk_lens)
-                first = np.repeat(
-                    np.where(valid[start:stop], ptr[users[start:stop]], 0), chunk_lens
-                )
+                first = np.repeat(starts[start:stop], chunk_lens)
                 j = cols[first + np.arange(total) - offsets]
                 vals = self.b[j, items[start:stop][pair]]
                 out[start:stop] = np.bincount(pair, weights=vals, minlength=stop - start)
