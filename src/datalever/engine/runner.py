@@ -14,6 +14,7 @@ from datalever.collectives import group_members
 from datalever.data.contributions import Contributions
 from datalever.engine.scenario_eval import FoldContext, make_protocol
 from datalever.errors import DataleverError
+from datalever.learners import LEARNERS
 from datalever.scenarios import Scenario, plan
 from datalever.spec import Spec
 from datalever.store import ResultsStore, ScenarioResult
@@ -64,16 +65,18 @@ def _run_batch(learner_index: int, fold_index: int, batch: list[Scenario]) -> li
 
 
 def _batches(spec: Spec, pending: list[Scenario], jobs: int) -> list[tuple[int, int, list]]:
+    """Batches of scenarios sharing a (learner, fold), in that order so each worker reuses its
+    fold context; small enough that every worker gets work."""
     index_of = {ls.name: i for i, ls in enumerate(spec.learners)}
     groups: dict[tuple[int, int], list[Scenario]] = defaultdict(list)
     for sc in pending:
         groups[(index_of[sc.learner], sc.fold)].append(sc)
-    size = max(1, min(8, math.ceil(len(pending) / max(1, jobs * 4))))
-    return [
-        (li, fold, scs[i : i + size])
-        for (li, fold), scs in sorted(groups.items())
-        for i in range(0, len(scs), size)
-    ]
+    out = []
+    for (li, fold), scs in sorted(groups.items()):
+        preferred = LEARNERS[spec.learners[li].name].batch_size
+        size = max(1, min(preferred, math.ceil(len(scs) / max(1, jobs))))
+        out.extend((li, fold, scs[i : i + size]) for i in range(0, len(scs), size))
+    return out
 
 
 def run_spec(

@@ -90,6 +90,8 @@ class Learner(ABC):
     name: str = "learner"
     #: True when scores are rating estimates, so RMSE and MAE are meaningful.
     predicts_ratings: bool = True
+    #: How many scenarios of one fold the engine hands over at once (batched paths want more).
+    batch_size: int = 8
 
     @abstractmethod
     def fit(self, train: TrainingSet) -> Model:
