@@ -36,6 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from datalever.errors import DataleverError
 from datalever.metrics import parse_metric
 
+EvalGroup = Literal[
+    "everyone", "participants", "non-participants", "like-participants", "non-members"
+]
+#: Evaluation groups: everyone the service serves; the collective; everyone else; for a targeted
+#: group, its members who did not act, and the users outside the group.
+EVAL_GROUPS = ("everyone", "participants", "non-participants", "like-participants", "non-members")
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -100,16 +107,7 @@ class CollectivesSpec(_Strict):
 
 class EvaluationSpec(_Strict):
     metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "precision@10", "rmse"])
-    groups: list[Literal["everyone", "participants", "non-participants", "like-participants"]] = (
-        Field(
-            default_factory=lambda: [
-                "everyone",
-                "participants",
-                "non-participants",
-                "like-participants",
-            ]
-        )
-    )
+    groups: list[EvalGroup] = Field(default_factory=lambda: list(EVAL_GROUPS))
     reference: str = Field(
         default="item_mean", description="Baseline learner for the share of the gap."
     )

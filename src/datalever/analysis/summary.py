@@ -2,17 +2,19 @@
 
 Each scenario result is paired with the no-action model of the same learner judged on the same
 held-out records (same fold, same evaluation group). Per sample (one drawn collective), values
-and paired changes are averaged over folds; across samples we report the mean and a Student-t
-confidence interval. The share of the gap is ``(baseline - value) / (baseline - reference)``:
-the part of the learner's lead over the reference learner (item mean by default) that the
-action erased; it reads the same way for metrics where lower is better (RMSE).
+and paired changes are averaged over folds; across samples we report the mean, a bootstrap
+confidence interval (BCa by default) and a paired t-test of the change against zero. The share
+of the gap is ``(baseline - value) / (baseline - reference)``: the part of the learner's lead
+over the reference learner (item mean by default) that the action erased; it reads the same way
+for metrics where lower is better (RMSE).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from datalever.analysis.statistics import bootstrap_ci, gap_share, paired_test
 
 KEYS = [
     "learner",
@@ -37,26 +39,17 @@ COLUMNS = KEYS + [
     "change_ci_low",
     "change_ci_high",
     "change_pct",
+    "p_value",
     "gap_share",
     "reference",
 ]
 
 
-def _t_interval(values: pd.Series, confidence: float) -> tuple[float, float]:
-    v = values.dropna().to_numpy(float)
-    if len(v) < 2:
-        return (np.nan, np.nan)
-    half = stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return (v.mean() - half, v.mean() + half)
-
-
-def summarise(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """One row per learner × lever × collective × evaluation group × metric."""
-    if results.empty:
-        return pd.DataFrame(columns=COLUMNS)
+def per_sample(results: pd.DataFrame) -> pd.DataFrame:
+    """Values and paired changes of each drawn collective, averaged over folds."""
     df = results.copy()
     df["change"] = df["value"] - df["baseline"]
-    per_sample = (
+    return (
         df.groupby(KEYS + ["sample"], dropna=False)
         .agg(
             value=("value", "mean"),
@@ -68,13 +61,18 @@ def summarise(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
         )
         .reset_index()
     )
+
+
+def summarise(results: pd.DataFrame, confidence: float = 0.95, method: str = "BCa") -> pd.DataFrame:
+    """One row per learner × lever × collective × evaluation group × metric."""
+    if results.empty:
+        return pd.DataFrame(columns=COLUMNS)
     rows = []
-    for key, g in per_sample.groupby(KEYS, dropna=False, sort=False):
-        lo, hi = _t_interval(g["value"], confidence)
-        clo, chi = _t_interval(g["change"], confidence)
+    for key, g in per_sample(results).groupby(KEYS, dropna=False, sort=False):
+        value_ci = bootstrap_ci(g["value"].to_numpy(), confidence, method)
+        change_ci = bootstrap_ci(g["change"].to_numpy(), confidence, method)
         baseline, change = g["baseline"].mean(), g["change"].mean()
         reference = g["reference"].mean()
-        gap = baseline - reference
         rows.append(
             {
                 **dict(zip(KEYS, key, strict=True)),
@@ -82,16 +80,15 @@ def summarise(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
                 "n_folds": int(g["n_folds"].max()),
                 "n_participants": float(g["n_participants"].mean()),
                 "mean": g["value"].mean(),
-                "ci_low": lo,
-                "ci_high": hi,
+                "ci_low": value_ci.low,
+                "ci_high": value_ci.high,
                 "baseline": baseline,
                 "change": change,
-                "change_ci_low": clo,
-                "change_ci_high": chi,
+                "change_ci_low": change_ci.low,
+                "change_ci_high": change_ci.high,
                 "change_pct": 100 * change / baseline if baseline else np.nan,
-                "gap_share": -change / gap
-                if gap and np.isfinite(gap) and abs(gap) > 1e-12
-                else np.nan,
+                "p_value": paired_test(g["change"].to_numpy()) if len(g) > 1 else np.nan,
+                "gap_share": gap_share(change, baseline, reference),
                 "reference": reference,
             }
         )

@@ -141,6 +141,10 @@ class FoldContext:
                 like = np.zeros(n, dtype=bool)
                 like[d.group_members] = True
                 groups["like-participants"] = like & ~participant
+            if "non-members" in wanted and d.group_members is not None:
+                member = np.zeros(n, dtype=bool)
+                member[d.group_members] = True
+                groups["non-members"] = everyone & ~member
         has_test = (
             np.bincount(self.data.records["contributor"].to_numpy()[self.fold.test], minlength=n)
             > 0

@@ -1,0 +1,141 @@
+"""Leverage statistics against simulations with known answers, and worked examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datalever.analysis.ask import AdaptiveSearch, decide
+from datalever.analysis.question import parse_delta
+from datalever.analysis.statistics import (
+    bootstrap_ci,
+    crossing,
+    gap_share,
+    leverage_power,
+    paired_test,
+    set_back_to,
+    targeted_effect,
+)
+from datalever.errors import DataleverError
+
+REPS = 400
+
+
+def test_bootstrap_interval_covers_the_true_mean_at_the_nominal_rate():
+    rng = np.random.default_rng(7)
+    hits = 0
+    for rep in range(REPS):
+        sample = rng.normal(-0.02, 0.01, size=30)
+        hits += bootstrap_ci(sample, 0.95, seed=rep).contains(-0.02)
+    assert 0.92 <= hits / REPS <= 0.98
+
+
+def test_percentile_bootstrap_and_degenerate_inputs():
+    ci = bootstrap_ci(np.array([1.0, 2.0, 3.0, 4.0]), method="percentile")
+    assert 1.0 <= ci.low < 2.5 < ci.high <= 4.0
+    assert bootstrap_ci(np.array([0.3, 0.3, 0.3])).low == 0.3
+    assert np.isnan(bootstrap_ci(np.array([1.0])).low)
+
+
+def test_paired_test_has_the_nominal_false_positive_rate():
+    rng = np.random.default_rng(11)
+    p = np.array([paired_test(rng.normal(0, 1, size=10)) for _ in range(2000)])
+    assert 0.035 <= (p < 0.05).mean() <= 0.065
+    assert paired_test(rng.normal(1, 0.2, size=10)) < 1e-6
+
+
+def test_normalised_views_by_hand():
+    # baseline 0.80, item mean 0.76: a change of -0.01 erases 0.01 / 0.04 = 25 % of the gap.
+    assert gap_share(-0.01, 0.80, 0.76) == pytest.approx(0.25)
+    # RMSE (lower is better): 0.93 vs 1.02; +0.03 erases 0.03 / 0.09 of the gap.
+    assert gap_share(0.03, 0.93, 1.02) == pytest.approx(1 / 3)
+    # Data leverage power: 0.7 between worst 0.5 and best 0.9 is (0.7-0.5)/(0.9-0.5) = 0.5.
+    assert leverage_power(0.7, 0.5, 0.9) == pytest.approx(0.5)
+
+
+def test_crossing_and_set_back_to():
+    sizes = np.array([0.0, 0.2, 0.4, 0.6])
+    mean = np.array([0.80, 0.79, 0.77, 0.74])
+    # 0.775 lies 0.015 / 0.02 = 3/4 of the way from 0.79 (at 0.2) to 0.77 (at 0.4): 0.35.
+    assert crossing(sizes, mean, 0.775) == pytest.approx(0.35)
+    assert np.isnan(crossing(sizes, mean, 0.5))
+    low, high = mean - 0.01, mean + 0.01
+    point, interval = set_back_to(sizes, mean, low, high, 0.775)
+    # the lower band (0.78 at 0.2, 0.76 at 0.4) crosses at 0.25; the upper (0.78 at 0.4,
+    # 0.75 at 0.6) at 0.4 + 0.2 * 0.005 / 0.03.
+    assert point == pytest.approx(0.35)
+    assert interval.low == pytest.approx(0.25)
+    assert interval.high == pytest.approx(0.4 + 0.2 / 6)
+
+
+def test_targeted_effect():
+    effect = targeted_effect(np.array([-0.04, -0.06, -0.05]), np.array([-0.01, -0.01, -0.01]))
+    assert effect.ratio == pytest.approx(5.0)
+    assert effect.p_value < 0.05
+
+
+def test_parse_delta():
+    assert parse_delta("-2%").kind == "relative" and parse_delta("-2%").amount == -0.02
+    assert parse_delta("-0.01").kind == "absolute" and parse_delta("-0.01").threshold == 0.01
+    gap = parse_delta("gap:50%")
+    assert gap.kind == "gap" and gap.threshold == 0.5
+    # gap share of a change -0.02 when baseline 0.8 and reference 0.76 is 0.5
+    assert gap.scores(np.array([-0.02]), np.array([0.8]), np.array([0.76]))[0] == pytest.approx(0.5)
+    rel = parse_delta("-2%")
+    assert rel.scores(np.array([-0.016]), np.array([0.8]), np.array([0.7]))[0] == pytest.approx(
+        0.02
+    )
+    for bad in ("two percent", "0%", "gap:-5%", ""):
+        with pytest.raises(DataleverError):
+            parse_delta(bad)
+
+
+def test_decide():
+    low, high, decision = decide(np.array([0.05, 0.06, 0.055, 0.052, 0.058]), 0.02, 0.01)
+    assert decision == "reaches" and low > 0.02
+    assert decide(np.array([0.0, 0.001, -0.001, 0.0005, 0.0]), 0.02, 0.01)[2] == "short"
+    assert decide(np.array([0.0, 0.04, 0.01, 0.03, 0.02]), 0.02, 0.01)[2] == "undecided"
+
+
+def true_score(size: float) -> float:
+    """A known leverage curve: the share lost grows as 0.1 × size (threshold 0.03 at 0.3)."""
+    return 0.1 * size
+
+
+def simulated_learner(rep: int, noise: float = 0.006):
+    """Scores of a synthetic learner: the known curve plus noise; sample i of a size is fixed
+    across looks, as stored results are."""
+
+    def evaluate(size: float, n: int) -> np.ndarray:
+        key = int(round(size * 1e6))
+        rng = np.random.default_rng([rep, key])
+        return true_score(size) + rng.normal(0, noise, size=n)
+
+    return evaluate
+
+
+def test_ask_finds_the_known_threshold_at_least_as_often_as_intervals_cover():
+    threshold, truth = 0.03, 0.3
+    found = covered = 0
+    rng = np.random.default_rng(5)
+    for rep in range(REPS):
+        result = AdaptiveSearch(simulated_learner(rep), threshold, 0.95, tolerance=0.02).run()
+        assert result.answer == "yes"
+        found += result.low <= truth <= result.high
+        # The bootstrap interval of the change at the true threshold covers the true value.
+        at_truth = simulated_learner(10_000 + rep)(truth, 30)
+        covered += bootstrap_ci(at_truth, 0.95, seed=int(rng.integers(1 << 30))).contains(threshold)
+    coverage = covered / REPS
+    assert 0.92 <= coverage <= 0.98
+    assert found / REPS >= coverage
+
+
+def test_ask_says_no_and_undecided():
+    never = AdaptiveSearch(lambda s, n: np.full(n, 0.001) + 0.0001 * np.arange(n), 0.05).run()
+    assert never.answer == "no"
+    noisy = AdaptiveSearch(
+        lambda s, n: np.random.default_rng(int(s * 1e6)).normal(0.05, 1.0, size=n),
+        0.05,
+        looks=(5,),
+    ).run()
+    assert noisy.answer == "undecided"
