@@ -133,6 +133,28 @@ def _print_summary(
         render_summary(summary, wide, title=f"Run {run_id}")
 
 
+def _print_answer(store, run_id: str, spec) -> None:
+    """The answer line, when the spec asks a question."""
+    if spec.question is None:
+        return
+    from datalever.answer import answer_run
+
+    n_users = int(store.results(run_id)["n_participants"].max() or 0)
+    data_users = _n_users(spec)
+    answer = answer_run(store, run_id, spec, data_users or n_users)
+    if answer is not None:
+        console.print(f"[bold]{answer.text}[/bold]")
+
+
+def _n_users(spec) -> int:
+    from datalever.engine.runner import load_spec_data
+
+    try:
+        return load_spec_data(spec).n_contributors
+    except DataleverError:
+        return 0
+
+
 def _print_curves(store, run_id: str) -> None:
     from datalever.analysis import summarise
     from datalever.report import render_curve
@@ -186,6 +208,112 @@ def run(
     report = _run_with_progress(spec, results_store, jobs, path.value, quiet)
     if not quiet:
         _print_curves(results_store, report.run_id)
+    _print_answer(results_store, report.run_id, spec)
+
+
+@app.command()
+@friendly
+def ask(
+    delta: Annotated[
+        str,
+        typer.Option(
+            help="Target change: -2% (relative), -0.01 (absolute) "
+            "or gap:50% (share of the lead over the item mean)."
+        ),
+    ],
+    data: Annotated[str, typer.Option(help="Dataset name or path.")] = "movielens-100k",
+    learner: Annotated[str, typer.Option(help="Learner name.")] = "ease",
+    lever: Annotated[str, typer.Option(help="strike or boycott.")] = "strike",
+    metric: Annotated[str, typer.Option(help="Capability metric.")] = "ndcg@10",
+    group: Annotated[str, typer.Option(help="Evaluation group.")] = "everyone",
+    confidence: Annotated[float, typer.Option(min=0.5, max=0.999)] = 0.95,
+    max_minutes: Annotated[float, typer.Option(help="Time budget.")] = 5.0,
+    protocol: Annotated[str, typer.Option(help="data-strikes or holdout.")] = "data-strikes",
+    folds: Annotated[int, typer.Option(help="Folds run per scenario (data-strikes).")] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+    spec_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            help="Take data, protocol, learners, lever and [question] from a spec instead.",
+        ),
+    ] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1)] = 1,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table (text) or json.")] = (
+        Format.table
+    ),
+) -> None:
+    """Can a collective change a model's capability by DELTA? Search collective sizes
+    adaptively and answer with numbers."""
+    from datalever.answer import ask as run_ask
+    from datalever.engine.runner import load_spec_data
+    from datalever.spec import load_spec, spec_from_dict
+    from datalever.store import ResultsStore
+
+    if spec_path is not None:
+        spec = load_spec(spec_path)
+        if spec.question is None:
+            raise DataleverError(
+                f"{spec_path} has no [question] table.",
+                'add one, e.g. [question] metric = "ndcg@10", delta = "-2%".',
+            )
+    else:
+        spec = spec_from_dict(
+            {
+                "name": f"ask {learner} {lever} {metric} {delta}",
+                "seed": seed,
+                "data": {"dataset": data},
+                "protocol": {"kind": protocol, "run_folds": folds},
+                "learners": [{"name": learner}],
+                "lever": {"kind": lever},
+                "collectives": {"sizes": [0.5]},
+                "evaluation": {"metrics": [metric], "groups": [group]},
+                "question": {
+                    "metric": metric,
+                    "delta": delta,
+                    "group": group,
+                    "confidence": confidence,
+                },
+            },
+            "the question",
+        )
+    results_store = ResultsStore(store)
+    err_console.print(f"Loading {spec.data.dataset}…")
+    dataset = load_spec_data(spec)
+    with err_console.status("Searching collective sizes…") as status:
+
+        def on_look(size: float, n: int) -> None:
+            status.update(f"Collective of {100 * size:.3g} % of users: {n} samples…")
+
+        answer = run_ask(
+            spec, results_store, dataset, max_seconds=60 * max_minutes, jobs=jobs, on_look=on_look
+        )
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(answer.to_dict(), indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(
+        title="Collective sizes examined (score: the change in the delta's units, "
+        "oriented so that reaching the delta means score ≥ its size)",
+        header_style="bold",
+    )
+    for col in ("size", "users", "samples", "mean score", "bounds", "decision"):
+        table.add_column(col, justify="right" if col != "decision" else "left")
+    for v in answer.result.verdicts:
+        bounds = "–" if v.low != v.low else f"{v.low:.4f} – {v.high:.4f}"
+        table.add_row(
+            f"{100 * v.size:.3g} %",
+            str(round(v.size * answer.n_users)),
+            str(v.n),
+            f"{v.mean:.4f}",
+            bounds,
+            v.decision,
+        )
+    console.print(table)
+    console.print(f"[bold]{answer.text}[/bold]")
+    console.print(f"Scenarios are stored in run {answer.run_id} of {store}.")
 
 
 @app.command()
@@ -201,7 +329,12 @@ def results(
     """Summarise a run: mean, confidence interval, paired change and share of the gap."""
 
     s = _existing_store(store)
-    _print_summary(s, run_id or s.latest_run(), fmt, metric, group, confidence)
+    run_id = run_id or s.latest_run()
+    _print_summary(s, run_id, fmt, metric, group, confidence)
+    if fmt is Format.table:
+        from datalever.spec import spec_from_dict
+
+        _print_answer(s, run_id, spec_from_dict(s.run_spec(run_id), f"run {run_id}"))
 
 
 @app.command()

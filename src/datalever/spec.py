@@ -123,6 +123,36 @@ class EvaluationSpec(_Strict):
         return metrics
 
 
+class QuestionSpec(_Strict):
+    """Can a collective change ``metric`` by ``delta`` for ``group``?"""
+
+    metric: str
+    delta: str = Field(description="-2% (relative), -0.01 (absolute) or gap:50%.")
+    group: EvalGroup = "everyone"
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    learner: str | None = Field(default=None, description="Default: the first learner.")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        try:
+            parse_metric(metric)
+        except DataleverError as e:
+            raise ValueError(str(e)) from None
+        return metric
+
+    @field_validator("delta")
+    @classmethod
+    def _readable_delta(cls, delta: str) -> str:
+        from datalever.analysis.question import parse_delta
+
+        try:
+            parse_delta(delta)
+        except DataleverError as e:
+            raise ValueError(str(e)) from None
+        return delta
+
+
 class Spec(_Strict):
     name: str = "experiment"
     seed: int = 0
@@ -132,6 +162,7 @@ class Spec(_Strict):
     lever: LeverSpec = Field(default_factory=LeverSpec)
     collectives: CollectivesSpec
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    question: QuestionSpec | None = None
 
     def run_id(self, path: str = "auto") -> str:
         """Stable id: the same spec (and fitting path) resumes the same run."""
@@ -150,6 +181,11 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
         raise DataleverError(
             f"{source} is not valid TOML: {e}.", "fix the syntax at the line it names."
         ) from None
+    return spec_from_dict(raw, source)
+
+
+def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
+    """Validate a spec given as a dictionary (as TOML parses it)."""
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as e:
@@ -166,6 +202,22 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
             "give [collectives] sizes = [0.1, 0.5], counts = [...], or groups = [...].",
         )
     from datalever.learners import check_learner
+
+    q = spec.question
+    if q is not None:
+        names = [ls.name for ls in spec.learners]
+        if q.learner is not None and q.learner not in names:
+            raise DataleverError(
+                f"The question names the learner {q.learner!r}, which the spec does not run.",
+                f"use one of: {', '.join(names)}.",
+            )
+        if parse_metric(q.metric).name not in [
+            parse_metric(m).name for m in spec.evaluation.metrics
+        ]:
+            raise DataleverError(
+                f"The question's metric {q.metric!r} is not among the spec's metrics.",
+                "add it to [evaluation] metrics.",
+            )
 
     for learner in spec.learners + [LearnerSpec(name=spec.evaluation.reference)]:
         check_learner(learner.name, learner.params())

@@ -118,8 +118,16 @@ class ResultsStore:
         self, run_id: str, name: str, dataset: str, checksum: str, spec: dict, n_planned: int
     ) -> None:
         with self.engine.begin() as conn:
-            exists = conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first()
-            if not exists:
+            exists = conn.execute(
+                sa.select(runs.c.n_planned).where(runs.c.run_id == run_id)
+            ).first()
+            if exists:  # a run that grows (as `ask` makes it) records its latest plan
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.run_id == run_id)
+                    .values(spec=json.dumps(spec), n_planned=max(exists[0] or 0, n_planned))
+                )
+            else:
                 conn.execute(
                     runs.insert().values(
                         run_id=run_id,

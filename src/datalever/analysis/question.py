@@ -43,7 +43,8 @@ class Target:
 
     def describe(self, metric: str) -> str:
         if self.kind == "gap":
-            return f"erases at least {100 * self.amount:g} % of its lead in {metric} over the reference"
+            share = f"{100 * self.amount:g} %"
+            return f"erases at least {share} of its lead in {metric} over the reference"
         verb = "reduces" if self.amount < 0 else "raises"
         size = (
             f"{100 * abs(self.amount):g} %" if self.kind == "relative" else f"{abs(self.amount):g}"

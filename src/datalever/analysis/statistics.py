@@ -16,6 +16,7 @@ over folds. Samples are independent draws, so intervals and tests are taken over
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,15 +54,18 @@ def bootstrap_ci(
     if np.ptp(v) == 0:
         return Interval(float(v[0]), float(v[0]))
     method = {"bca": "BCa", "percentile": "percentile"}.get(method.lower(), method)
-    res = stats.bootstrap(
-        (v,),
-        np.mean,
-        confidence_level=expanded_level(confidence, len(v)),
-        method=method,
-        n_resamples=n_resamples,
-        random_state=np.random.default_rng(seed),
-        vectorized=True,
-    )
+    with warnings.catch_warnings():
+        # Degenerate BCa estimates (tiny or lumpy samples) are detected below and fall back.
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(
+            (v,),
+            np.mean,
+            confidence_level=expanded_level(confidence, len(v)),
+            method=method,
+            n_resamples=n_resamples,
+            random_state=np.random.default_rng(seed),
+            vectorized=True,
+        )
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if not (np.isfinite(lo) and np.isfinite(hi)) and method == "BCa":
         return bootstrap_ci(v, confidence, "percentile", n_resamples, seed)

@@ -45,9 +45,23 @@ def load_spec_data(spec: Spec) -> Contributions:
 _WORKER: dict = {}
 
 
+def _context_fingerprint(spec: Spec, data: Contributions, path: str) -> tuple:
+    """What a fold context depends on: everything but the collectives (and the run's name)."""
+    return (
+        id(data),
+        spec.model_dump_json(include={"seed", "data", "protocol", "learners", "evaluation"}),
+        path,
+    )
+
+
 def _init_worker(spec: Spec, data: Contributions, path: str) -> None:
-    _WORKER.clear()
-    _WORKER.update(spec=spec, data=data, path=path, contexts=OrderedDict(), folds=None)
+    # Successive runs in one process that differ only in their collectives (as `ask` makes)
+    # keep their fold contexts: the no-action models are not fitted again.
+    fingerprint = _context_fingerprint(spec, data, path)
+    if _WORKER.get("fingerprint") != fingerprint:
+        _WORKER.clear()
+        _WORKER.update(fingerprint=fingerprint, contexts=OrderedDict(), folds=None)
+    _WORKER.update(spec=spec, data=data, path=path)
 
 
 def _run_batch(learner_index: int, fold_index: int, batch: list[Scenario]) -> list[ScenarioResult]:
@@ -56,7 +70,9 @@ def _run_batch(learner_index: int, fold_index: int, batch: list[Scenario]) -> li
         _WORKER["folds"] = make_protocol(spec).folds(data, spec.seed)
     contexts: OrderedDict = _WORKER["contexts"]
     key = (learner_index, fold_index)
-    if key not in contexts:
+    if key in contexts:
+        contexts.move_to_end(key)
+    else:
         fold = _WORKER["folds"][fold_index]
         contexts[key] = FoldContext.build(spec, data, fold, learner_index, _WORKER["path"])
         while len(contexts) > 2:  # bounded memory: batches arrive ordered by (learner, fold)
@@ -88,6 +104,7 @@ def run_spec(
     path: str = "auto",
     on_progress: Callable[[int, int], None] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
+    run_id: str | None = None,
 ) -> RunReport:
     """Run every planned scenario of ``spec`` not yet in ``store``.
 
@@ -101,7 +118,7 @@ def run_spec(
     if path not in PATHS:
         raise DataleverError(f"Unknown fitting path {path!r}.", f"use one of: {', '.join(PATHS)}.")
     scenarios = plan(spec, checksum, path)
-    run_id = spec.run_id(path)
+    run_id = run_id or spec.run_id(path)
     store.start_run(
         run_id, spec.name, spec.data.dataset, checksum, spec.model_dump(mode="json"), len(scenarios)
     )
