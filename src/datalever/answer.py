@@ -19,7 +19,7 @@ from datalever.analysis.ask import COARSE_SIZES, LOOKS, AdaptiveSearch, SearchRe
 from datalever.analysis.question import Target, parse_delta
 from datalever.analysis.summary import per_sample
 from datalever.data.contributions import Contributions
-from datalever.engine.runner import run_spec
+from datalever.engine.runner import Executor, run_spec
 from datalever.metrics import parse_metric
 from datalever.spec import QuestionSpec, Spec
 from datalever.store import ResultsStore
@@ -176,7 +176,7 @@ def ask(
     jobs: int = 1,
     coarse: tuple[float, ...] = COARSE_SIZES,
     looks: tuple[int, ...] = LOOKS,
-    on_look: Callable[[float, int], None] | None = None,
+    on_look: Callable[[list[tuple[float, int]]], None] | None = None,
 ) -> Answer:
     """Search collective sizes adaptively for the spec's ``[question]``."""
     q = spec.question
@@ -189,28 +189,32 @@ def ask(
     n_users = data.n_contributors
     resolution = 1 / n_users
 
-    def evaluate(size: float, n: int) -> np.ndarray:
+    def evaluate_many(looks: list[tuple[float, int]]) -> list[np.ndarray]:
         if on_look:
-            on_look(size, n)
+            on_look(looks)
         step = base.model_copy(deep=True)
-        step.collectives.sizes = [size]
+        step.collectives.sizes = sorted({size for size, _ in looks})
         step.collectives.counts = []
         step.collectives.groups = []
-        step.collectives.samples = n
-        run_spec(step, store, data=data, jobs=jobs, run_id=run_id)
-        results = store.results(run_id)
-        results = results[results["sample"] < n]
-        return _scores(results, q, learner).get(size, np.zeros(0))[:n]
+        step.collectives.samples = max(n for _, n in looks)
+        # Sizes looked at with fewer samples than the most in this batch get those extra
+        # samples too; they are kept in the store and simply used at the next look.
+        run_spec(step, store, executor=executor, run_id=run_id)
+        scores = _scores(store.results(run_id), q, learner)
+        return [scores.get(size, np.zeros(0))[:n] for size, n in looks]
 
-    search = AdaptiveSearch(
-        evaluate,
-        parse_delta(q.delta).threshold,
-        q.confidence,
-        coarse=coarse,
-        looks=looks,
-        resolution=resolution,
-        max_seconds=max_seconds,
-    )
-    result = search.run()
+    with Executor(data, jobs) as executor:
+        search = AdaptiveSearch(
+            lambda size, n: evaluate_many([(size, n)])[0],
+            parse_delta(q.delta).threshold,
+            q.confidence,
+            coarse=coarse,
+            looks=looks,
+            resolution=resolution,
+            max_seconds=max_seconds,
+            evaluate_many=evaluate_many,
+        )
+        result = search.run()
     text = sentence(q, result, n_users, learner, spec.lever.kind, spec.data.dataset)
+    store.set_answer(run_id, text)
     return Answer(q, learner, spec.lever.kind, n_users, result, text, run_id)

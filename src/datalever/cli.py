@@ -239,7 +239,7 @@ def ask(
         ),
     ] = None,
     store: StoreOpt = DEFAULT_STORE,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1)] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1)] = os.cpu_count() or 1,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table (text) or json.")] = (
         Format.table
     ),
@@ -283,8 +283,9 @@ def ask(
     dataset = load_spec_data(spec)
     with err_console.status("Searching collective sizes…") as status:
 
-        def on_look(size: float, n: int) -> None:
-            status.update(f"Collective of {100 * size:.3g} % of users: {n} samples…")
+        def on_look(looks: list[tuple[float, int]]) -> None:
+            sizes = ", ".join(f"{100 * size:.3g} %" for size, _ in looks)
+            status.update(f"Collectives of {sizes} of users: {looks[0][1]} samples each…")
 
         answer = run_ask(
             spec, results_store, dataset, max_seconds=60 * max_minutes, jobs=jobs, on_look=on_look
@@ -335,6 +336,37 @@ def results(
         from datalever.spec import spec_from_dict
 
         _print_answer(s, run_id, spec_from_dict(s.run_spec(run_id), f"run {run_id}"))
+
+
+@app.command()
+@friendly
+def report(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = (
+        Path("report.html")
+    ),
+    store: StoreOpt = DEFAULT_STORE,
+    run_id: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
+) -> None:
+    """Write a self-contained HTML report of a run: the answer, leverage curves, normalised
+    views, targeted collectives and provenance."""
+    from datalever.answer import answer_run
+    from datalever.report.html import write_report
+    from datalever.spec import spec_from_dict
+
+    s = _existing_store(store)
+    run_id = run_id or s.latest_run()
+    spec = spec_from_dict(s.run_spec(run_id), f"run {run_id}")
+    answer = s.answer(run_id)
+    if answer is None and spec.question is not None:
+        judged = answer_run(s, run_id, spec, _n_users(spec))
+        answer = judged.text if judged is not None else None
+    if not output.parent.exists():
+        raise DataleverError(
+            f"The folder {output.parent} does not exist.",
+            "create it, or give another --output path.",
+        )
+    write_report(s, run_id, spec, answer, output)
+    console.print(f"Wrote {output} (run {run_id}).")
 
 
 @app.command()

@@ -32,6 +32,7 @@ runs = sa.Table(
     sa.Column("spec", sa.Text),
     sa.Column("n_planned", sa.Integer),
     sa.Column("created_at", sa.String(40)),
+    sa.Column("answer", sa.Text, nullable=True),
 )
 
 scenarios = sa.Table(
@@ -82,6 +83,18 @@ class ScenarioResult:
     metrics: list[dict]
 
 
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """Bring a store written by an earlier datalever up to date. Changes to the schema are only
+    ever new nullable columns, so adding them keeps every stored result as it was."""
+    inspector = sa.inspect(conn)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
 def store_url(location: str | Path) -> str:
     text = str(location)
     return text if "://" in text else f"sqlite:///{Path(text).expanduser()}"
@@ -107,6 +120,7 @@ class ResultsStore:
             self.engine = sa.create_engine(self.url)
             with self.engine.begin() as conn:
                 metadata.create_all(conn)
+                _add_missing_columns(conn)
         except (SQLAlchemyError, ValueError) as e:
             raise DataleverError(
                 f"Cannot open the results store {self.url}: {str(e).splitlines()[0]}.",
@@ -197,6 +211,21 @@ class ResultsStore:
         if row is None:
             raise DataleverError(f"No run {run_id!r} in {self.url}.", "see `datalever runs`.")
         return json.loads(row[0])
+
+    def set_answer(self, run_id: str, answer: str) -> None:
+        """Keep the sentence an adaptive search (`ask`) arrived at with its run."""
+        with self.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(answer=answer))
+
+    def answer(self, run_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs.c.answer).where(runs.c.run_id == run_id)).first()
+        return None if row is None else row[0]
+
+    def run_checksum(self, run_id: str) -> str:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs.c.checksum).where(runs.c.run_id == run_id)).first()
+        return "" if row is None else str(row[0])
 
     def latest_run(self) -> str:
         table = self.runs()

@@ -89,6 +89,8 @@ class AdaptiveSearch:
 
     ``evaluate(size, n)`` returns the scores of samples ``0..n-1`` of that size (an evaluator
     that stores results returns earlier samples unchanged, so looks only add samples).
+    ``evaluate_many([(size, n), ...])``, when given, evaluates several looks at once (so an
+    engine can keep every core busy); by default it calls ``evaluate`` for each.
     """
 
     def __init__(
@@ -101,8 +103,10 @@ class AdaptiveSearch:
         tolerance: float = 0.02,
         resolution: float = 0.0,
         max_seconds: float | None = None,
+        evaluate_many: Callable[[list[tuple[float, int]]], list[np.ndarray]] | None = None,
     ) -> None:
         self.evaluate = evaluate
+        self.evaluate_many = evaluate_many or (lambda looks: [evaluate(s, n) for s, n in looks])
         self.threshold = threshold
         self.alpha = (1 - confidence) / (2 * len(looks))
         self.coarse = sorted(coarse)
@@ -115,13 +119,13 @@ class AdaptiveSearch:
     def _out_of_time(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
 
-    def _look(self, size: float, n: int) -> Verdict:
-        verdict = Verdict(size, np.asarray(self.evaluate(size, n), float))
-        verdict.low, verdict.high, verdict.decision = decide(
-            verdict.scores, self.threshold, self.alpha
-        )
-        self.verdicts[size] = verdict
-        return verdict
+    def _look(self, looks: list[tuple[float, int]]) -> None:
+        for (size, _), scores in zip(looks, self.evaluate_many(looks), strict=True):
+            verdict = Verdict(size, np.asarray(scores, float))
+            verdict.low, verdict.high, verdict.decision = decide(
+                verdict.scores, self.threshold, self.alpha
+            )
+            self.verdicts[size] = verdict
 
     def _settle(self, size: float) -> Verdict:
         """Look at ``size`` with growing samples until decided, looks run out, or time does."""
@@ -131,7 +135,8 @@ class AdaptiveSearch:
                 continue
             if self._out_of_time():
                 break
-            verdict = self._look(size, n)
+            self._look([(size, n)])
+            verdict = self.verdicts[size]
         return verdict
 
     def _bracket(self) -> tuple[float, float | None]:
@@ -143,18 +148,18 @@ class AdaptiveSearch:
         return (max(short) if short else 0.0), hi
 
     def run(self) -> SearchResult:
-        for size in self.coarse:
+        self._look([(size, self.looks[0]) for size in self.coarse])
+        for n in self.looks[1:]:
             if self._out_of_time():
                 break
-            self._look(size, self.looks[0])
-        for n in self.looks[1:]:
             lo, hi = self._bracket()
-            for size in sorted(self.verdicts):
-                v = self.verdicts[size]
-                if v.decision == "undecided" and size > lo and (hi is None or size < hi):
-                    if self._out_of_time():
-                        break
-                    self._look(size, n)
+            pending = [
+                (size, n)
+                for size, v in sorted(self.verdicts.items())
+                if v.decision == "undecided" and size > lo and (hi is None or size < hi)
+            ]
+            if pending:
+                self._look(pending)
         lo, hi = self._bracket()
         while hi is not None and hi - lo > self.tolerance and not self._out_of_time():
             mid = (lo + hi) / 2

@@ -45,39 +45,88 @@ def load_spec_data(spec: Spec) -> Contributions:
 _WORKER: dict = {}
 
 
-def _context_fingerprint(spec: Spec, data: Contributions, path: str) -> tuple:
+def _set_data(data: Contributions) -> None:
+    """Worker initialiser: the data arrives once per worker process, not with every batch."""
+    _WORKER.clear()
+    _WORKER.update(data=data, fingerprint=None)
+
+
+def _context_fingerprint(spec: Spec, path: str) -> str:
     """What a fold context depends on: everything but the collectives (and the run's name)."""
-    return (
-        id(data),
-        spec.model_dump_json(include={"seed", "data", "protocol", "learners", "evaluation"}),
-        path,
-    )
+    include = {"seed", "data", "protocol", "learners", "evaluation"}
+    return spec.model_dump_json(include=include) + path
 
 
-def _init_worker(spec: Spec, data: Contributions, path: str) -> None:
-    # Successive runs in one process that differ only in their collectives (as `ask` makes)
-    # keep their fold contexts: the no-action models are not fitted again.
-    fingerprint = _context_fingerprint(spec, data, path)
-    if _WORKER.get("fingerprint") != fingerprint:
-        _WORKER.clear()
-        _WORKER.update(fingerprint=fingerprint, contexts=OrderedDict(), folds=None)
-    _WORKER.update(spec=spec, data=data, path=path)
-
-
-def _run_batch(learner_index: int, fold_index: int, batch: list[Scenario]) -> list[ScenarioResult]:
-    spec, data = _WORKER["spec"], _WORKER["data"]
-    if _WORKER["folds"] is None:
-        _WORKER["folds"] = make_protocol(spec).folds(data, spec.seed)
+def _run_batch(
+    spec: Spec, path: str, learner_index: int, fold_index: int, batch: list[Scenario]
+) -> list[ScenarioResult]:
+    data = _WORKER["data"]
+    # Successive runs that differ only in their collectives (as `ask` makes) keep their fold
+    # contexts, so the no-action models are not fitted again.
+    fingerprint = _context_fingerprint(spec, path)
+    if _WORKER["fingerprint"] != fingerprint:
+        _WORKER.update(
+            fingerprint=fingerprint,
+            contexts=OrderedDict(),
+            folds=make_protocol(spec).folds(data, spec.seed),
+        )
     contexts: OrderedDict = _WORKER["contexts"]
     key = (learner_index, fold_index)
     if key in contexts:
         contexts.move_to_end(key)
     else:
         fold = _WORKER["folds"][fold_index]
-        contexts[key] = FoldContext.build(spec, data, fold, learner_index, _WORKER["path"])
+        contexts[key] = FoldContext.build(spec, data, fold, learner_index, path)
         while len(contexts) > 2:  # bounded memory: batches arrive ordered by (learner, fold)
             contexts.popitem(last=False)
     return contexts[key].run(batch)
+
+
+class Executor:
+    """Where batches run: in this process (``jobs=1``) or a pool of worker processes that
+    receive the data once. Reusable across runs on the same data (``ask`` runs many)."""
+
+    def __init__(self, data: Contributions, jobs: int = 1) -> None:
+        self.data = data
+        self.jobs = max(1, jobs)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Executor:
+        if self.jobs > 1:
+            self._pool = ProcessPoolExecutor(
+                self.jobs, initializer=_set_data, initargs=(self.data,)
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def run(self, spec: Spec, path: str, batches: list, record: Callable) -> None:
+        """Run ``batches`` and hand each batch's results to ``record`` as they finish."""
+        if self._pool is None:
+            if _WORKER.get("data") is not self.data:
+                _set_data(self.data)
+            for li, fold, batch in batches:
+                record(_run_batch(spec, path, li, fold, batch))
+            return
+        queue = iter(batches)
+
+        def submit(n: int) -> set:
+            return {self._pool.submit(_run_batch, spec, path, *b) for b in _take(queue, n)}
+
+        running = submit(self.jobs * 2)
+        try:
+            while running:
+                finished_now, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished_now:
+                    record(fut.result())
+                running |= submit(len(finished_now))
+        except BaseException:
+            for fut in running:
+                fut.cancel()
+            raise
 
 
 def _batches(spec: Spec, pending: list[Scenario], jobs: int) -> list[tuple[int, int, list]]:
@@ -105,13 +154,17 @@ def run_spec(
     on_progress: Callable[[int, int], None] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
+    executor: Executor | None = None,
 ) -> RunReport:
     """Run every planned scenario of ``spec`` not yet in ``store``.
 
     ``on_plan(n_pending, n_planned)`` is called once before work starts and
-    ``on_progress(n_finished, n_pending)`` after each stored scenario.
+    ``on_progress(n_finished, n_pending)`` after each stored scenario. ``executor`` reuses
+    worker processes (and their fold contexts) across runs on the same data.
     """
     started = time.perf_counter()
+    if executor is not None:
+        data = executor.data
     data = data if data is not None else load_spec_data(spec)
     check_collectives(spec, data)
     checksum = data.checksum()
@@ -126,7 +179,7 @@ def run_spec(
     pending = [s for s in scenarios if s.key not in done]
     if on_plan:
         on_plan(len(pending), len(scenarios))
-    batches = _batches(spec, pending, jobs)
+    batches = _batches(spec, pending, executor.jobs if executor is not None else jobs)
     finished = 0
     interrupted = False
 
@@ -139,28 +192,11 @@ def run_spec(
                 on_progress(finished, len(pending))
 
     try:
-        if jobs <= 1:
-            _init_worker(spec, data, path)
-            for li, fold, batch in batches:
-                record(_run_batch(li, fold, batch))
+        if executor is not None:
+            executor.run(spec, path, batches, record)
         else:
-            with ProcessPoolExecutor(
-                jobs, initializer=_init_worker, initargs=(spec, data, path)
-            ) as pool:
-                queue = iter(batches)
-                running = {pool.submit(_run_batch, *b) for b in _take(queue, jobs * 2)}
-                try:
-                    while running:
-                        finished_now, running = wait(running, return_when=FIRST_COMPLETED)
-                        for fut in finished_now:
-                            record(fut.result())
-                        running |= {
-                            pool.submit(_run_batch, *b) for b in _take(queue, len(finished_now))
-                        }
-                except BaseException:
-                    for fut in running:
-                        fut.cancel()
-                    raise
+            with Executor(data, jobs) as own:
+                own.run(spec, path, batches, record)
     except KeyboardInterrupt:
         interrupted = True
     return RunReport(

@@ -1,12 +1,87 @@
 """Simple learners: the yardsticks leverage is measured against (global mean, item mean,
-popularity)."""
+popularity).
+
+Each depends on the data only through per-item counts and rating sums and the overall total,
+so each has an exact sufficient-statistics fast path: the totals of a fold's base training set
+are computed once, and a scenario's model is ``finalize(total − removed + added)``, costing the
+size of the delta plus one pass over the items.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from datalever.data.contributions import TrainingSet
-from datalever.learners.base import Learner, Model
+from datalever.learners.base import Delta, FastPath, Learner, Model
+
+
+def removed_positions(delta: Delta, n: int) -> np.ndarray:
+    """The delta's removed base positions, sorted and unique (as :meth:`Delta.apply` reads
+    them: a position listed twice, or given as a boolean mask, is removed once)."""
+    removed = np.asarray(delta.removed)
+    if removed.dtype == bool:
+        return np.flatnonzero(removed)
+    removed = removed.astype(np.int64, copy=False)
+    if len(removed) and removed.min() < 0:
+        removed = np.where(removed < 0, removed + n, removed)
+    if np.all(removed[1:] > removed[:-1]):  # already sorted and unique, as levers give them
+        return removed
+    removed = np.sort(removed)
+    return removed[np.concatenate([[True], removed[1:] != removed[:-1]])]
+
+
+@dataclass(frozen=True)
+class RecordTotals:
+    """Sufficient statistics of the simple learners (and the counts KNN needs): records and
+    rating sums per item, records per user, and the overall rating sum and count."""
+
+    item_counts: np.ndarray
+    item_sums: np.ndarray
+    user_counts: np.ndarray
+    total: float
+    n: int
+    rating_scale: tuple[float, float]
+
+    @classmethod
+    def of(cls, train: TrainingSet) -> RecordTotals:
+        ratings = np.asarray(train.ratings, dtype=np.float64)
+        return cls(
+            np.bincount(train.items, minlength=train.n_items),
+            # (bincount of nothing is integer even with weights)
+            np.bincount(train.items, weights=ratings, minlength=train.n_items).astype(np.float64),
+            np.bincount(train.users, minlength=train.n_users),
+            float(ratings.sum()),
+            len(ratings),
+            train.rating_scale,
+        )
+
+    def after(self, base: TrainingSet, removed: np.ndarray, added: TrainingSet | None):
+        """The totals of ``Delta(removed, added).apply(base)``, from the delta alone
+        (``removed`` sorted unique positions): O(delta + n_users + n_items)."""
+        n_items, n_users = len(self.item_counts), len(self.user_counts)
+        items, users = base.items[removed], base.users[removed]
+        ratings = np.asarray(base.ratings[removed], dtype=np.float64)
+        item_counts = self.item_counts - np.bincount(items, minlength=n_items)
+        item_sums = self.item_sums - np.bincount(items, weights=ratings, minlength=n_items)
+        user_counts = self.user_counts - np.bincount(users, minlength=n_users)
+        total, n = self.total - float(ratings.sum()), self.n - len(removed)
+        if added is not None and len(added):
+            add_r = np.asarray(added.ratings, dtype=np.float64)
+            item_counts += np.bincount(added.items, minlength=n_items)
+            item_sums += np.bincount(added.items, weights=add_r, minlength=n_items)
+            user_counts += np.bincount(added.users, minlength=n_users)
+            total, n = total + float(add_r.sum()), n + len(add_r)
+        return RecordTotals(item_counts, item_sums, user_counts, total, n, self.rating_scale)
+
+    def global_mean(self, empty: float | None = None) -> float:
+        """The mean rating; with no records, ``empty`` or else the middle of the scale."""
+        if self.n:
+            return self.total / self.n
+        lo, hi = self.rating_scale
+        return (lo + hi) / 2 if empty is None else empty
 
 
 class _ItemScoreModel(Model):
@@ -23,21 +98,48 @@ class _ItemScoreModel(Model):
         return np.broadcast_to(self.item_scores, (len(users), self.n_items)).copy()
 
 
-def _global_mean(train: TrainingSet) -> float:
-    lo, hi = train.rating_scale
-    return float(train.ratings.mean()) if len(train) else (lo + hi) / 2
+class _TotalsPath(FastPath):
+    """Per-item totals of the base, updated by each delta and finalized into item scores."""
+
+    name = "sufficient-statistics"
+    batch_size = 32  # each model costs O(delta + n_items): hand over many at once
+
+    def __init__(self, base: TrainingSet, finalize: Callable[[RecordTotals], Model]) -> None:
+        self.base = base
+        self.totals = RecordTotals.of(base)
+        self.finalize = finalize
+
+    def fit_many(self, deltas: Sequence[Delta]) -> Iterator[Model]:
+        for delta in deltas:
+            removed = removed_positions(delta, len(self.base))
+            yield self.finalize(self.totals.after(self.base, removed, delta.added))
 
 
-class GlobalMean(Learner):
+class _TotalsLearner(Learner):
+    """A learner whose model is a function of :class:`RecordTotals`."""
+
+    batch_size = _TotalsPath.batch_size
+
+    def _finalize(self, totals: RecordTotals) -> Model:
+        raise NotImplementedError
+
+    def fit(self, train: TrainingSet) -> Model:
+        return self._finalize(RecordTotals.of(train))
+
+    def fast_path(self, base: TrainingSet) -> FastPath:
+        return _TotalsPath(base, self._finalize)
+
+
+class GlobalMean(_TotalsLearner):
     """Predicts the mean of all training ratings for every pair."""
 
     name = "global_mean"
 
-    def fit(self, train: TrainingSet) -> Model:
-        return _ItemScoreModel(np.full(train.n_items, _global_mean(train)))
+    def _finalize(self, totals: RecordTotals) -> Model:
+        return _ItemScoreModel(np.full(len(totals.item_counts), totals.global_mean()))
 
 
-class ItemMean(Learner):
+class ItemMean(_TotalsLearner):
     """Predicts each item's mean training rating; items without ratings get the global mean.
 
     This is the baseline of the Data Strikes paper ("MovieMean"), against which the share of the
@@ -46,20 +148,18 @@ class ItemMean(Learner):
 
     name = "item_mean"
 
-    def fit(self, train: TrainingSet) -> Model:
-        counts = np.bincount(train.items, minlength=train.n_items)
-        sums = np.bincount(train.items, weights=train.ratings, minlength=train.n_items)
-        means = np.full(train.n_items, _global_mean(train))
-        rated = counts > 0
-        means[rated] = sums[rated] / counts[rated]
+    def _finalize(self, totals: RecordTotals) -> Model:
+        means = np.full(len(totals.item_counts), totals.global_mean())
+        rated = totals.item_counts > 0
+        means[rated] = totals.item_sums[rated] / totals.item_counts[rated]
         return _ItemScoreModel(means)
 
 
-class Popularity(Learner):
+class Popularity(_TotalsLearner):
     """Scores each item by its number of training records (most popular first)."""
 
     name = "popularity"
     predicts_ratings = False
 
-    def fit(self, train: TrainingSet) -> Model:
-        return _ItemScoreModel(np.bincount(train.items, minlength=train.n_items).astype(float))
+    def _finalize(self, totals: RecordTotals) -> Model:
+        return _ItemScoreModel(totals.item_counts.astype(float))

@@ -1,0 +1,241 @@
+"""The HTML report: one self-contained file (inline SVG and CSS, no network) with the answer
+in a sentence, leverage curves with confidence bands, normalised views, the targeted-collective
+table and provenance."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from datalever.analysis import summarise
+from datalever.analysis.statistics import set_back_to, targeted_effect
+from datalever.analysis.summary import per_sample
+from datalever.report.plots import leverage_curve_svg
+from datalever.spec import Spec
+from datalever.store import ResultsStore
+
+PACKAGES = ("datalever", "numpy", "scipy", "pandas", "numba", "sqlalchemy", "matplotlib")
+
+
+@dataclass
+class ReportInputs:
+    run_id: str
+    spec: Spec
+    results: pd.DataFrame
+    answer: str | None
+    n_planned: int
+    checksum: str
+
+
+def headline(summary: pd.DataFrame, spec: Spec) -> str:
+    """A sentence for runs without a question: the largest random collective's effect."""
+    metric = spec.evaluation.metrics[0]
+    rows = summary[
+        (summary["metric"] == metric)
+        & (summary["eval_group"] == "everyone")
+        & (summary["collective_kind"] == "random")
+    ]
+    if rows.empty:
+        return "No collective action has been measured in this run yet."
+    learner = spec.learners[0].name
+    rows = rows[rows["learner"] == learner] if (rows["learner"] == learner).any() else rows
+    row = rows.sort_values(["size", "count"]).iloc[-1]
+    who = (
+        f"{100 * row['size']:.3g} % of users"
+        if pd.notna(row["size"])
+        else f"{int(row['count'])} users"
+    )
+    ci = ""
+    if pd.notna(row["change_ci_low"]):
+        lo, hi = (100 * row[c] / row["baseline"] for c in ("change_ci_low", "change_ci_high"))
+        ci = f" (95 % CI {lo:+.2f} % to {hi:+.2f} %)"
+    return (
+        f"A {row['lever']} by {who} changes {row['learner']}'s {metric} for everyone by "
+        f"{row['change_pct']:+.2f} %{ci}, from {row['baseline']:.4f} to {row['mean']:.4f}."
+    )
+
+
+def _fmt(x, pattern: str = "{:.4f}") -> str:
+    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else pattern.format(x)
+
+
+def normalised_rows(summary: pd.DataFrame) -> list[dict]:
+    rows = summary[(summary["eval_group"] == "everyone") & (summary["collective_kind"] != "none")]
+    return [
+        {
+            "learner": r["learner"],
+            "metric": r["metric"],
+            "collective": r["collective"],
+            "n": r["n_samples"],
+            "mean": _fmt(r["mean"]),
+            "ci": (f"{_fmt(r['ci_low'])} – {_fmt(r['ci_high'])}" if pd.notna(r["ci_low"]) else "–"),
+            "change": _fmt(r["change"], "{:+.4f}"),
+            "relative": _fmt(r["change_pct"], "{:+.2f} %"),
+            "gap": _fmt(100 * r["gap_share"] if pd.notna(r["gap_share"]) else None, "{:.1f} %"),
+            "p": _fmt(r["p_value"], "{:.3g}"),
+        }
+        for _, r in rows.iterrows()
+    ]
+
+
+def set_back_rows(summary: pd.DataFrame, reference: str) -> list[dict]:
+    """For each learner and metric: the size at which it falls to the reference's no-action
+    level, with the interval where its confidence band does."""
+    out = []
+    rows = summary[
+        (summary["eval_group"] == "everyone")
+        & summary["collective_kind"].isin(["none", "random"])
+        & summary["count"].isna()
+    ]
+    for (learner, metric), g in rows.groupby(["learner", "metric"], sort=False):
+        if learner == reference or g["reference"].isna().all():
+            continue
+        g = g.assign(x=g["size"].fillna(0.0)).sort_values("x")
+        level = float(g["reference"].iloc[0])
+        lo = g["ci_low"].fillna(g["mean"]).to_numpy()
+        hi = g["ci_high"].fillna(g["mean"]).to_numpy()
+        point, interval = set_back_to(g["x"].to_numpy(), g["mean"].to_numpy(), lo, hi, level)
+        out.append(
+            {
+                "learner": learner,
+                "metric": metric,
+                "level": _fmt(level),
+                "size": _fmt(100 * point if np.isfinite(point) else None, "{:.3g} %"),
+                "interval": (
+                    "–"
+                    if not np.isfinite(interval.low)
+                    else f"{100 * interval.low:.3g} % – "
+                    + (
+                        f"{100 * interval.high:.3g} %"
+                        if np.isfinite(interval.high)
+                        else "beyond the sizes run"
+                    )
+                ),
+            }
+        )
+    return out
+
+
+def targeted_rows(results: pd.DataFrame) -> list[dict]:
+    """Table 1 of the Data Strikes paper: a group's non-participating members against users
+    outside the group, per sample of the same scenarios."""
+    rows = results[results["collective_kind"] == "group"]
+    if rows.empty:
+        return []
+    samples = per_sample(rows)
+    out = []
+    for (learner, group, metric), g in samples.groupby(["learner", "grp", "metric"], sort=False):
+        like = g[g["eval_group"] == "like-participants"].set_index("sample")["change"]
+        others = g[g["eval_group"] == "non-members"].set_index("sample")["change"]
+        both = like.index.intersection(others.index)
+        if len(both) == 0:
+            continue
+        effect = targeted_effect(like[both].to_numpy(), others[both].to_numpy())
+        out.append(
+            {
+                "learner": learner,
+                "group": group,
+                "metric": metric,
+                "n": len(both),
+                "members": _fmt(effect.members_change, "{:+.4f}"),
+                "others": _fmt(effect.others_change, "{:+.4f}"),
+                "ratio": _fmt(effect.ratio, "{:.2f}"),
+                "p": _fmt(effect.p_value, "{:.3g}"),
+            }
+        )
+    return out
+
+
+def provenance(inputs: ReportInputs) -> dict:
+    results = inputs.results
+    scenarios = results.drop_duplicates("key") if not results.empty else results
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    versions["python"] = platform.python_version()
+    return {
+        "run_id": inputs.run_id,
+        "dataset": inputs.spec.data.dataset,
+        "checksum": inputs.checksum,
+        "seed": inputs.spec.seed,
+        "scenarios": f"{len(scenarios)} of {inputs.n_planned} planned",
+        "paths": ", ".join(sorted(scenarios["path"].dropna().unique()))
+        if "path" in scenarios
+        else "",
+        "compute": f"{scenarios['seconds'].sum():.1f} s" if len(scenarios) else "0 s",
+        "finished": scenarios["finished_at"].max() if len(scenarios) else "",
+        "versions": versions,
+        "spec": json.dumps(inputs.spec.model_dump(mode="json"), indent=2),
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _metric_order(spec: Spec, summary: pd.DataFrame) -> list[str]:
+    """Metrics in the order the spec lists them (the first is the headline)."""
+    from datalever.metrics import parse_metric
+
+    present = set(summary["metric"])
+    return [
+        m
+        for m in dict.fromkeys(parse_metric(x).name for x in spec.evaluation.metrics)
+        if m in present
+    ]
+
+
+def render_report(inputs: ReportInputs) -> str:
+    summary = summarise(inputs.results)
+    spec = inputs.spec
+    groups = [
+        g
+        for g in ("everyone", "non-participants", "participants")
+        if g in set(summary["eval_group"])
+    ]
+    figures = [
+        {
+            "metric": m,
+            "group": g,
+            "svg": leverage_curve_svg(summary, m, g, f"{m} for {g}: change vs no action"),
+        }
+        for m in _metric_order(spec, summary)
+        for g in groups
+    ]
+    env = Environment(
+        loader=PackageLoader("datalever", "report/templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+    return env.get_template("report.html").render(
+        title=spec.name,
+        answer=inputs.answer or headline(summary, spec),
+        is_answer=inputs.answer is not None,
+        lever=spec.lever.kind,
+        figures=figures,
+        normalised=normalised_rows(summary),
+        set_back=set_back_rows(summary, spec.evaluation.reference),
+        reference=spec.evaluation.reference,
+        targeted=targeted_rows(inputs.results),
+        prov=provenance(inputs),
+    )
+
+
+def write_report(
+    store: ResultsStore, run_id: str, spec: Spec, answer: str | None, out: Path
+) -> Path:
+    results = store.results(run_id)
+    runs = store.runs().set_index("run_id")
+    checksum = store.run_checksum(run_id)
+    inputs = ReportInputs(
+        run_id, spec, results, answer, int(runs.loc[run_id, "n_planned"]), checksum
+    )
+    out.write_text(render_report(inputs), encoding="utf-8")
+    return out
