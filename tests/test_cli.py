@@ -164,3 +164,37 @@ def test_bad_data_file(tmp_path, content, needle):
 
 def test_unknown_dataset_name(tmp_path):
     assert_clear_error(datalever("data", "info", "movielens-7k"), "movielens-100k")
+
+
+def test_ask_answers_and_reuses_stored_scenarios(tmp_path, ml100k):
+    db = tmp_path / "ask.sqlite"
+    args = (
+        "ask",
+        "--learner",
+        "item_mean",
+        "--delta=-1%",
+        "--store",
+        str(db),
+        "--format",
+        "json",
+        "--jobs",
+        "1",
+    )
+    first = datalever(*args)
+    assert first.returncode == 0, first.stderr
+    answer = json.loads(first.stdout)
+    assert answer["answer"] in {"yes", "no", "undecided"}
+    assert answer["sentence"].split(":")[0].lower() == answer["answer"]
+    if answer["answer"] == "yes":
+        assert answer["size_low"] <= answer["size"] <= answer["size_high"]
+        assert answer["users"] == round(answer["size"] * 943)
+    sizes = {s["size"] for s in answer["sizes"]}
+    assert {0.01, 0.1, 0.5, 0.99} <= sizes
+    n_stored = ResultsStore(db).count(answer["run_id"])
+    again = json.loads(datalever(*args).stdout)
+    assert again["sentence"] == answer["sentence"]
+    assert ResultsStore(db).count(answer["run_id"]) == n_stored  # nothing recomputed
+
+
+def test_ask_bad_delta():
+    assert_clear_error(datalever("ask", "--delta", "a lot"), "Cannot read the delta")
