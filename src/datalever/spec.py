@@ -44,6 +44,15 @@ EvalGroup = Literal[
 EVAL_GROUPS = ("everyone", "participants", "non-participants", "like-participants", "non-members")
 
 
+def _validated(parse, text: str) -> str:
+    """Run a parser inside a pydantic validator, so its message lands in the spec's error."""
+    try:
+        parse(text)
+    except DataleverError as e:
+        raise ValueError(str(e)) from None
+    return text
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -116,10 +125,7 @@ class EvaluationSpec(_Strict):
     @classmethod
     def _known_metrics(cls, metrics: list[str]) -> list[str]:
         for m in metrics:
-            try:
-                parse_metric(m)
-            except DataleverError as e:
-                raise ValueError(str(e)) from None
+            _validated(parse_metric, m)
         return metrics
 
 
@@ -135,22 +141,14 @@ class QuestionSpec(_Strict):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        try:
-            parse_metric(metric)
-        except DataleverError as e:
-            raise ValueError(str(e)) from None
-        return metric
+        return _validated(parse_metric, metric)
 
     @field_validator("delta")
     @classmethod
     def _readable_delta(cls, delta: str) -> str:
         from datalever.analysis.question import parse_delta
 
-        try:
-            parse_delta(delta)
-        except DataleverError as e:
-            raise ValueError(str(e)) from None
-        return delta
+        return _validated(parse_delta, delta)
 
 
 class Spec(_Strict):
