@@ -23,6 +23,10 @@ follows its code (``surprise/similarities.pyx`` and ``knns.py``, version 1.1.x):
   prediction is the global mean of the training ratings. Every prediction is clipped to the
   rating scale, as ``predict(clip=True)`` does.
 
+Both learners have exact fast paths for scenarios (see ``_ItemKNNPath`` and ``_UserKNNPath``):
+they update the statistics of the similarities for the users a delta touches, and rebuild the
+candidate lists in the modified training set's record order, so that ties fall the same way.
+
 Known differences, all outside what Surprise can do: Surprise raises ``ZeroDivisionError`` for
 ``min_k=0`` when no neighbour counts and for a cosine between two x whose common ratings are
 all 0; we return the global mean and a similarity of 0. With ratings that are not exactly
@@ -569,8 +573,13 @@ class _ItemKNNPath(_KNNPath):
     Per delta: the touched users' records, 3 products and n_items² additions, one compiled
     n_items² finalize, and the candidate lists (one masked copy of the training records,
     linear in the base but at memory speed; Surprise's tie order needs them in record order).
-    With ratings whose sums are exact (whole or half stars), the statistics, hence the
-    similarities and every tie, are bit-identical to a plain fit's."""
+
+    Subtracting is exact only when every sum of ratings and of products of two ratings is
+    (ratings on a grid of 2^-m, as whole or half stars, and sums below 2^53): then the
+    statistics, hence the similarities and every tie among them, are bit-identical to a plain
+    fit's. Otherwise a difference in the last bit could break a tie (two equal similarities,
+    say two msd of exactly 1) the other way, so such data always takes the plain computation.
+    """
 
     name = "sufficient-statistics"
 
@@ -579,10 +588,16 @@ class _ItemKNNPath(_KNNPath):
         self.stats = pair_statistics(
             base.items, base.users, base.ratings, base.n_items, base.n_users
         )
+        self.grid = _rating_grid(base.ratings)
+        self.per_item = int(self.totals.item_counts.max(initial=0))
 
     def _similarity(self, delta: Delta, t: Touched) -> np.ndarray:
         base = self.base
-        if t.update_work <= t.scratch_work:
+        n_added = len(t.added) if t.added is not None else 0
+        exact = self.grid is not None and _exact_sums(
+            self.grid, _rating_grid(t.added_arrays()[2]), self.per_item + n_added
+        )
+        if exact and t.update_work <= t.scratch_work:
             rows, items, ratings, signs = _stacked(t)
             count, rating, square = record_matrices(rows, items, ratings, len(signs), base.n_items)
             freq = add_products(self.stats[0], count, count, signs)
@@ -594,6 +609,32 @@ class _ItemKNNPath(_KNNPath):
                 train.items, train.users, train.ratings, base.n_items, base.n_users
             )
         return _similarity_from_statistics(freq, prods, sq, self.learner.similarity)
+
+
+def _rating_grid(ratings: np.ndarray) -> tuple[int, float] | None:
+    """``(m, largest |r| · 2^m)`` for the smallest ``m <= 16`` such that every rating is a
+    multiple of 2^-m, or ``None`` when there is none (e.g. 3.7)."""
+    r = np.abs(np.asarray(ratings, dtype=np.float64))
+    if not len(r):
+        return 0, 0.0
+    for m in range(17):
+        scaled = r * 2.0**m  # exact: a power-of-two scaling
+        if np.all(scaled == np.floor(scaled)):
+            return m, float(scaled.max())
+    return None
+
+
+def _exact_sums(a: tuple[int, float], b: tuple[int, float] | None, per_item: int) -> bool:
+    """Whether item-KNN's statistics, and every partial sum and difference formed on the way,
+    are exact in float64 for ratings on grids ``a`` and ``b`` and at most ``per_item`` records
+    per item. Each is a sum over users of products of two items' per-user rating sums (or
+    counts), so all are multiples of 2^-2m and at most (per_item · max|r|)² in absolute value
+    (max|r| at least 1, for the counts): exact below 2^53 · 2^-2m."""
+    if b is None:
+        return False
+    m = max(a[0], b[0])
+    largest = max(1.0, a[1] * 2.0 ** (m - a[0]), b[1] * 2.0 ** (m - b[0]))
+    return (per_item * largest) ** 2 < 2.0**53
 
 
 class _UserKNNPath(_KNNPath):
