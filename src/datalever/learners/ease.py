@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-import scipy.linalg as la
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from datalever.data.contributions import TrainingSet
 from datalever.errors import DataleverError
@@ -40,15 +40,29 @@ def gram_matrix(x: sp.spmatrix) -> np.ndarray:
     return np.asarray((x.T @ x).toarray(), dtype=np.float64)
 
 
-def weights_from_gram(gram: np.ndarray, regularization: float) -> np.ndarray:
-    """Steck's closed form from the Gram matrix ``G`` (overwritten): ``P = (G + λI)⁻¹``,
-    ``B = -P / diag(P)`` by column, ``diag(B) = 0``."""
+def regularized_inverse(gram: np.ndarray, regularization: float) -> np.ndarray:
+    """``P = (G + λI)⁻¹`` (``G`` is overwritten). ``G + λI`` is symmetric positive definite
+    for λ > 0, so the inverse comes from its Cholesky factor (LAPACK ``potrf`` + ``potri``)."""
     gram[np.diag_indices_from(gram)] += regularization
-    # G is symmetric positive definite for λ > 0, so a Cholesky inverse is exact and stable.
-    p = la.cho_solve(la.cho_factor(gram), np.eye(len(gram)))
+    factor, info = lapack.dpotrf(gram, lower=False, overwrite_a=True)
+    if info == 0:
+        inverse, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:  # pragma: no cover - impossible for λ > 0 short of overflow
+        raise np.linalg.LinAlgError(f"EASE: Cholesky inverse failed (LAPACK info {info})")
+    upper = np.triu(inverse)
+    return upper + np.triu(upper, 1).T
+
+
+def weights_from_inverse(p: np.ndarray) -> np.ndarray:
+    """Steck's closed form from ``P``: ``B = -P / diag(P)`` by column, ``diag(B) = 0``."""
     b = p / -np.diag(p)
     np.fill_diagonal(b, 0.0)
     return b
+
+
+def weights_from_gram(gram: np.ndarray, regularization: float) -> np.ndarray:
+    """EASE weights from the Gram matrix ``G`` (overwritten)."""
+    return weights_from_inverse(regularized_inverse(gram, regularization))
 
 
 def ease_weights(x: sp.spmatrix, regularization: float) -> np.ndarray:
@@ -90,29 +104,18 @@ class EASEModel(Model):
         self.n_users, self.n_items = x.shape
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """``X[u] · B[:, i]`` per pair, gathering only the B rows of u's items (no dense X)."""
+        """``X[u] · B[:, i]`` per pair: the distinct users' score rows (one sparse-dense
+        product per block of users), then a gather."""
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
         out = np.zeros(len(users))
-        valid = (users >= 0) & (users < self.n_users)
-        ptr, cols = self.x.indptr, self.x.indices
-        starts = ptr[np.where(valid, users, 0)]
-        lens = np.where(valid, ptr[np.where(valid, users, 0) + 1] - starts, 0)
-        start = 0
-        while start < len(users):
-            # Chunk so that the gathered entries stay below _BLOCK.
-            csum = np.cumsum(lens[start:])
-            stop = start + max(1, int(np.searchsorted(csum, _BLOCK, side="right")))
-            chunk_lens = lens[start:stop]
-            total = int(chunk_lens.sum())
-            if total:
-                pair = np.repeat(np.arange(stop - start), chunk_lens)
-                offsets = np.repeat(np.cumsum(chunk_lens) - chunk_lens, chunk_lens)
-                first = np.repeat(starts[start:stop], chunk_lens)
-                j = cols[first + np.arange(total) - offsets]
-                vals = self.b[j, items[start:stop][pair]]
-                out[start:stop] = np.bincount(pair, weights=vals, minlength=stop - start)
-            start = stop
+        distinct, row_of = np.unique(users, return_inverse=True)
+        block = max(1, _BLOCK // max(1, self.n_items))
+        for start in range(0, len(distinct), block):
+            chunk = np.arange(start, min(start + block, len(distinct)))
+            scores = self.score_users(distinct[chunk])
+            mask = (row_of >= chunk[0]) & (row_of <= chunk[-1])
+            out[mask] = scores[row_of[mask] - chunk[0], items[mask]]
         return out
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
@@ -149,16 +152,22 @@ class EASE(Learner):
 
 class _EASEPath(FastPath):
     """EASE's sufficient statistic is the Gram matrix ``G = XᵀX``, a sum over users of their
-    binary rows' outer products. A delta subtracts its touched users' old rows' products and
-    adds their new rows' (a sparse-dense product, O(their items × n_items), and n_items²
-    additions), or recomputes ``G`` from the modified data when the touched users hold more
-    records than it; then one finalize, the n_items³ Cholesky inverse, which dominates. The
-    model's binary matrix is the base's with the touched users' rows replaced (one copy of its
-    entries). ``G`` counts users, so it is exact and the weights bit-identical to a plain fit's.
+    binary rows' outer products, and the model needs ``P = (G + λI)⁻¹``. A delta changes ``G``
+    by the touched users' new rows' products minus their old rows': ``ΔG = U C Uᵀ`` with ``U``
+    the stacked rows (k of them, sparse) and ``C = diag(±1)``. The fold's ``P`` is computed
+    once; each delta updates it by the Woodbury identity,
+    ``P' = P - (U P)ᵀ (C⁻¹ + U P Uᵀ)⁻¹ (U P)``, costing about ``2 k n_items²`` (a k-by-k solve
+    and one matrix product) instead of the ``n_items³`` inverse, chosen while ``k < n_items``
+    (measured here: 0.06 s against 0.4 s at k = 94, about equal at k = 849 of 1,682 items).
+    Larger deltas recompute ``G`` (from the touched rows, or from the modified data when that is
+    smaller) and invert it as a plain fit does. The Woodbury update is exact algebra; in floating
+    point it agrees with the plain inverse to about 1e-12 relative (tests/test_fast_paths.py
+    check 1e-9), well-conditioned because ``G + λI - UUᵀ ⪰ λI``. The model's binary matrix is
+    the base's with the touched users' rows replaced.
     """
 
     name = "sufficient-statistics"
-    batch_size = 8  # the inverse dominates; each model holds an n_items² matrix
+    batch_size = 8  # each model holds an n_items² matrix
 
     def __init__(self, learner: EASE, base: TrainingSet) -> None:
         self.learner = learner
@@ -166,6 +175,7 @@ class _EASEPath(FastPath):
         self.rows = UserRows(base)
         self.x = binary_matrix(base.users, base.items, base.n_users, base.n_items)
         self.gram = gram_matrix(self.x)
+        self.inverse = regularized_inverse(self.gram.copy(), learner.regularization)
 
     def fit_many(self, deltas: Sequence[Delta]) -> Iterator[Model]:
         for delta in deltas:
@@ -174,15 +184,27 @@ class _EASEPath(FastPath):
     def _fit(self, delta: Delta) -> EASEModel:
         base = self.base
         t = self.rows.touched(delta)
-        if t.update_work <= t.scratch_work:
-            n = len(t.users)
-            old = binary_matrix(t.old[0], t.old[1], n, base.n_items)
-            new = binary_matrix(t.new[0], t.new[1], n, base.n_items)
-            rows = sp.vstack([old, new]).tocsr()
-            gram = add_products(self.gram, rows, rows, np.r_[-np.ones(n), np.ones(n)])
-            x = replace_rows(self.x, t.users, new)
-        else:
+        if t.update_work > t.scratch_work:
             train = delta.apply(base)
             x = binary_matrix(train.users, train.items, base.n_users, base.n_items)
-            gram = gram_matrix(x)
-        return EASEModel(x, weights_from_gram(gram, self.learner.regularization))
+            return EASEModel(x, weights_from_gram(gram_matrix(x), self.learner.regularization))
+        n = len(t.users)
+        old = binary_matrix(t.old[0], t.old[1], n, base.n_items)
+        new = binary_matrix(t.new[0], t.new[1], n, base.n_items)
+        x = replace_rows(self.x, t.users, new)
+        rows = sp.vstack([new, old]).tocsr()
+        signs = np.r_[np.ones(n), -np.ones(n)]
+        changed = np.diff(rows.indptr) > 0
+        rows, signs = rows[changed], signs[changed]
+        if len(signs) >= base.n_items:
+            gram = add_products(self.gram, rows, rows, signs)
+            return EASEModel(x, weights_from_gram(gram, self.learner.regularization))
+        return EASEModel(x, weights_from_inverse(self._woodbury(rows, signs)))
+
+    def _woodbury(self, rows: sp.csr_matrix, signs: np.ndarray) -> np.ndarray:
+        """``(G + λI + Uᵀ C U)⁻¹`` from the fold's inverse, for the rows ``U`` and signs ``C``."""
+        if len(signs) == 0:
+            return self.inverse.copy()
+        up = np.asarray(rows @ self.inverse)  # U P, k × n_items
+        inner = np.diag(signs) + np.asarray(rows @ up.T)  # C⁻¹ + U P Uᵀ (C⁻¹ = C)
+        return self.inverse - up.T @ np.linalg.solve(inner, up)
