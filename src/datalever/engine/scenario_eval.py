@@ -63,10 +63,13 @@ class FoldContext:
             metrics = [m for m in metrics if not m.needs_ratings]
         ctx = cls(spec, data, fold, learner, metrics, {}, {})
         base = ctx.base_training_set()
-        ctx.baseline = ctx.per_user(ctx.evaluate(learner.fit(base)))
         if path == "auto":
             ctx.fast = learner.fast_path(base)
         ctx.path = ctx.fast.name if ctx.fast is not None else "plain"
+        # The no-action model through the same path as the scenarios paired with it.
+        no_action = Delta(np.zeros(0, dtype=np.int64))
+        (model,) = fit_scenarios(learner, base, [no_action], ctx.fast)
+        ctx.baseline = ctx.per_user(ctx.evaluate(model))
         reference = make_learner(spec.evaluation.reference)
         ctx.reference = ctx.per_user(ctx.evaluate(reference.fit(base), reference.predicts_ratings))
         return ctx
