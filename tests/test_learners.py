@@ -101,12 +101,35 @@ def reference_sgd(users, items, ratings, mu, bu, bi, pu, qi, n_epochs, lr, reg):
     return np.array(bu), np.array(bi), np.array(pu), np.array(qi)
 
 
+MASK64 = 2**64 - 1
+
+
+def reference_mix64(x: int) -> int:
+    """SplitMix64's finaliser on a Python int."""
+    x = (x + 0x9E3779B97F4A7C15) & MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
+
+
+def reference_order(train: TrainingSet, seed: int) -> list[int]:
+    """The visiting order: by hash of (user, item, seed), then user, item, input position."""
+
+    def key(j: int) -> tuple[int, int, int, int]:
+        u, i = int(train.users[j]), int(train.items[j])
+        h = reference_mix64(reference_mix64(reference_mix64(seed % 2**64) ^ u) ^ i)
+        return (h, u, i, j)
+
+    return sorted(range(len(train)), key=key)
+
+
 def reference_fit(train: TrainingSet, n_factors, n_epochs, lr, reg, init_std, seed):
-    """BiasedMF.fit spelled out: the same draws from the seed, then the reference SGD."""
+    """BiasedMF.fit spelled out: the same draws from the seed, the records in the order of
+    their hashed keys, then the reference SGD."""
     rng = np.random.default_rng(seed)
     pu = rng.normal(0, init_std, (train.n_users, n_factors))
     qi = rng.normal(0, init_std, (train.n_items, n_factors))
-    order = rng.permutation(len(train))
+    order = reference_order(train, seed)
     mu = float(np.mean(train.ratings))
     bu, bi, pu, qi = reference_sgd(
         train.users[order],
@@ -124,6 +147,10 @@ def reference_fit(train: TrainingSet, n_factors, n_epochs, lr, reg, init_std, se
     return mu, bu, bi, pu, qi
 
 
+# The kernel computes in float32 (see ``mf._DTYPE``); the float64 reference agrees to about 1e-7.
+F32_ATOL = 1e-6
+
+
 def test_sgd_kernel_equals_reference():
     rng = np.random.default_rng(42)
     users = np.array([0, 1, 2, 0, 1, 2, 3, 0], dtype=np.int64)
@@ -137,7 +164,7 @@ def test_sgd_kernel_equals_reference():
     got = [bu.copy(), bi.copy(), pu.copy(), qi.copy()]
     _sgd(users, items, ratings, mu, *got, 7, 0.05, 0.1)  # updates in place
     for g, e in zip(got, expected, strict=True):
-        np.testing.assert_allclose(g, e, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(g, e, rtol=0, atol=F32_ATOL)
     # it actually moved the parameters
     assert not np.allclose(got[2], pu)
 
@@ -149,7 +176,7 @@ def test_fit_equals_reference_fit():
     assert model.mu == pytest.approx(3.4)
     uu, ii = np.array([0, 0, 1, 2, 2]), np.array([0, 1, 2, 0, 2])  # known users and items
     expected = np.clip(mu + bu[uu] + bi[ii] + (pu[uu] * qi[ii]).sum(axis=1), 1, 5)
-    np.testing.assert_allclose(model.predict(uu, ii), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.predict(uu, ii), expected, rtol=0, atol=F32_ATOL)
 
 
 def test_unknown_users_and_items_get_the_known_terms_only():
@@ -158,12 +185,12 @@ def test_unknown_users_and_items_get_the_known_terms_only():
     mu, bu, bi, _, _ = reference_fit(TRAIN, 4, 6, 0.05, 0.02, 0.1, 3)
     # unknown user, known items: mu + b_i (no user bias, no factor product)
     got = model.predict(np.array([3, 3, 3]), np.array([0, 1, 2]))
-    np.testing.assert_allclose(got, mu + bi[:3], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got, mu + bi[:3], rtol=0, atol=F32_ATOL)
     # known users, unknown item: mu + b_u
     got = model.predict(np.array([0, 1, 2]), np.array([3, 3, 3]))
-    np.testing.assert_allclose(got, mu + bu[:3], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got, mu + bu[:3], rtol=0, atol=F32_ATOL)
     # both unknown: mu alone
-    assert model.predict(np.array([3]), np.array([3])) == pytest.approx([mu], abs=1e-12)
+    assert model.predict(np.array([3]), np.array([3])) == pytest.approx([mu], abs=F32_ATOL)
 
 
 def test_predictions_are_clipped_to_the_scale():

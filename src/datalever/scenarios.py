@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datalever.collectives import Collective
+from datalever.learners import LEARNERS
 from datalever.levers import Lever
 from datalever.spec import Spec
 
@@ -77,6 +78,7 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
                 fields = {
                     "learner": learner.name,
                     "params": params,
+                    "version": LEARNERS[learner.name].version,
                     "lever": [lever.kind, lever.fraction] if col.kind != "none" else None,
                     "collective": [col.kind, col.size, col.count, col.group, col.participation],
                     "sample": sample,

@@ -51,6 +51,14 @@ def _set_data(data: Contributions) -> None:
     _WORKER.update(data=data, fingerprint=None)
 
 
+def _init_worker_process(data: Contributions) -> None:
+    """In a pool the processes share the cores: each runs its compiled loops on one thread."""
+    import numba
+
+    numba.set_num_threads(1)
+    _set_data(data)
+
+
 def _context_fingerprint(spec: Spec, path: str) -> str:
     """What a fold context depends on: everything but the collectives (and the run's name)."""
     include = {"seed", "data", "protocol", "learners", "evaluation"}
@@ -94,7 +102,7 @@ class Executor:
     def __enter__(self) -> Executor:
         if self.jobs > 1:
             self._pool = ProcessPoolExecutor(
-                self.jobs, initializer=_set_data, initargs=(self.data,)
+                self.jobs, initializer=_init_worker_process, initargs=(self.data,)
             )
         return self
 

@@ -92,6 +92,9 @@ class Learner(ABC):
     predicts_ratings: bool = True
     #: How many scenarios of one fold the engine hands over at once (batched paths want more).
     batch_size: int = 8
+    #: Bumped whenever a change to the learner changes its results, so stored scenarios
+    #: fitted by an earlier version are not reused (the version is part of scenario keys).
+    version: str = "1"
 
     @abstractmethod
     def fit(self, train: TrainingSet) -> Model:

@@ -2,7 +2,9 @@
 
 The model and update rule are those of Surprise's ``SVD`` (Funk-style biased MF), with its
 defaults: 100 factors, 20 epochs, learning rate 0.005, regularisation 0.02, factors initialised
-from N(0, 0.1). Estimates are clipped to the rating scale, as Surprise's ``predict`` does.
+from N(0, 0.1). Estimates are clipped to the rating scale, as Surprise's ``predict`` does. The
+SGD runs in float32 with LLVM's fast-math reassociation (see ``_DTYPE`` and ``_FASTMATH``): about
+2.5x faster than strict float64, and within about 3e-6 of it in predicted ratings.
 
 **Visiting order.** Surprise visits the training ratings in the same order every epoch (the
 order of its input). We visit them in one fixed order that depends only on the records and the
@@ -24,14 +26,19 @@ array in the merged order (the base records plus every delta's added records) an
 a per-scenario mask of active records; their parameters are stacked (``K x n_users x f`` etc.)
 and one numba kernel fits them in parallel over scenarios. The plain :meth:`BiasedMF.fit` runs
 the very same kernel with ``K = 1`` and every record active, so a batched model equals the
-plain fit on ``delta.apply(base)`` exactly (same operations in the same order, bit for bit).
+plain fit on ``delta.apply(base)`` exactly (same operations in the same order, bit for bit, on
+one machine: numba compiles for the host CPU, so another CPU's vector width can round
+differently).
 
 **Threads.** The kernel is the only ``parallel=True`` function in datalever. Numba's default
 threading layer on Linux without TBB is GNU OpenMP, which is not fork safe: a process that has
 used it cannot fork worker processes that use it again (the engine's worker pool forks). Unless
 the user chose a layer (``NUMBA_THREADING_LAYER`` or ``numba.config.THREADING_LAYER``), we ask for
 a ``"forksafe"`` layer before the kernel first runs (TBB if installed, else numba's
-``workqueue``); ``workqueue`` is not thread safe, so calls of the kernel are serialised by a lock.
+``workqueue``); ``workqueue`` is not thread safe, so calls of the kernel are serialised by a lock
+(another ``parallel=True`` function run concurrently from another thread is not covered). Each
+process runs up to ``NUMBA_NUM_THREADS`` kernel threads (default: one per core); with several
+worker processes, ``NUMBA_NUM_THREADS=1`` avoids oversubscribing the cores.
 """
 
 from __future__ import annotations
@@ -51,6 +58,12 @@ from datalever.learners.base import Delta, FastPath, Learner, Model
 #: so they still agree bit for bit; results differ from a strict left-to-right evaluation only
 #: by rounding.
 _FASTMATH = True
+#: The kernel's float type: parameters, ratings, ``mu``, ``lr`` and ``reg`` are all of it.
+#: float32 fits about 1.7x faster than float64 (CPU time, MovieLens-100K, 100 factors) and its
+#: models agree with float64 ones to about 3e-6 in predicted ratings (the same nDCG@10 and RMSE
+#: to 1e-8 on 32 strike scenarios). Fitted models hold their parameters as float64.
+_DTYPE = np.float32
+_ZERO = _DTYPE(0.0)  # a typed constant, so the dot product accumulates in _DTYPE
 
 
 @numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
@@ -77,7 +90,7 @@ def _sgd_batch(
                     continue
                 u = users[j]
                 i = items[j]
-                dot = 0.0
+                dot = _ZERO
                 for f in range(n_factors):
                     dot += qik[i, f] * puk[u, f]
                 err = ratings[j] - (m + buk[u] + bik[i] + dot)
@@ -103,42 +116,40 @@ def _choose_threading_layer() -> None:
         numba.config.THREADING_LAYER = "forksafe"
 
 
+def _kernel_array(a, dtype) -> np.ndarray:
+    # numba compiles a separate specialisation for read-only or non-contiguous arrays
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.writeable else a.copy()
+
+
 def _run_kernel(users, items, ratings, active, mu, bu, bi, pu, qi, n_epochs, lr, reg) -> None:
     """Run :func:`_sgd_batch` on arrays of exactly the types both paths use (so both run one
     compiled specialisation), serialised across threads."""
     args = (
-        np.ascontiguousarray(users, dtype=np.int64),
-        np.ascontiguousarray(items, dtype=np.int64),
-        np.ascontiguousarray(ratings, dtype=np.float64),
-        np.ascontiguousarray(active, dtype=np.bool_),
-        np.ascontiguousarray(mu, dtype=np.float64),
+        _kernel_array(users, np.int64),
+        _kernel_array(items, np.int64),
+        _kernel_array(ratings, _DTYPE),
+        _kernel_array(active, np.bool_),
+        _kernel_array(mu, _DTYPE),
     )
     for a in (bu, bi, pu, qi):
-        if a.dtype != np.float64 or not a.flags.c_contiguous or not a.flags.writeable:
-            raise ValueError("parameters must be writeable C-contiguous float64 arrays")
+        if a.dtype != _DTYPE or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"parameters must be writeable C-contiguous {_DTYPE.__name__} arrays")
     with _KERNEL_LOCK:
         _choose_threading_layer()
-        _sgd_batch(*args, bu, bi, pu, qi, int(n_epochs), float(lr), float(reg))
+        _sgd_batch(*args, bu, bi, pu, qi, int(n_epochs), _DTYPE(lr), _DTYPE(reg))
 
 
 def _sgd(users, items, ratings, mu, bu, bi, pu, qi, n_epochs, lr, reg) -> None:
     """One fit's SGD over the records in the given order, updating the parameters in place:
-    the batched kernel with ``K = 1`` and every record active."""
+    the batched kernel with ``K = 1`` and every record active (computing in the kernel's float
+    type and writing the results back into the given arrays)."""
+    params = [np.array(a, dtype=_DTYPE)[None] for a in (bu, bi, pu, qi)]
     active = np.ones((1, len(users)), dtype=np.bool_)
-    _run_kernel(
-        users,
-        items,
-        ratings,
-        active,
-        np.array([mu], dtype=np.float64),
-        bu[None],
-        bi[None],
-        pu[None],
-        qi[None],
-        n_epochs,
-        lr,
-        reg,
-    )
+    mu = np.array([mu], dtype=_DTYPE)
+    _run_kernel(users, items, ratings, active, mu, *params, n_epochs, lr, reg)
+    for out, fitted in zip((bu, bi, pu, qi), params, strict=True):
+        out[...] = fitted[0]
 
 
 # ----------------------------------------------------------------------------- record order
@@ -177,15 +188,16 @@ def visit_order(users: np.ndarray, items: np.ndarray, seed: int) -> np.ndarray:
 
 class BiasedMFModel(Model):
     def __init__(self, mu, bu, bi, pu, qi, rating_scale, known_users, known_items) -> None:
-        self.mu, self.bu, self.bi, self.pu, self.qi = mu, bu, bi, pu, qi
         self.rating_scale = rating_scale
         self.n_items = len(bi)
         # Surprise leaves the terms of an unknown user or item out of the estimate; zeroing
-        # their parameters does exactly that.
-        self.bu = np.where(known_users, bu, 0.0)
-        self.pu = np.where(known_users[:, None], pu, 0.0)
-        self.bi = np.where(known_items, bi, 0.0)
-        self.qi = np.where(known_items[:, None], qi, 0.0)
+        # their parameters does exactly that. Parameters are held (and scores computed) in
+        # float64, whatever the kernel's float type.
+        self.mu = float(mu)
+        self.bu = np.where(known_users, bu, 0.0).astype(np.float64, copy=False)
+        self.pu = np.where(known_users[:, None], pu, 0.0).astype(np.float64, copy=False)
+        self.bi = np.where(known_items, bi, 0.0).astype(np.float64, copy=False)
+        self.qi = np.where(known_items[:, None], qi, 0.0).astype(np.float64, copy=False)
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         est = self.mu + self.bu[users] + self.bi[items]
@@ -220,7 +232,9 @@ class BiasedMF(Learner):
     """
 
     name = "biased_mf"
-    #: Scenarios per batched kernel call (parameters of 16 ML-1M scenarios take about 120 MB).
+    version = "2"  # 2: hashed visiting order, float32 SGD
+    #: Scenarios per batched kernel call (the stacked float32 parameters of 16 MovieLens-1M
+    #: scenarios take about 60 MB).
     batch_size = 16
 
     def __init__(
@@ -263,11 +277,12 @@ class BiasedMF(Learner):
         rng = np.random.default_rng(self.seed)
         pu0 = rng.normal(0, self.init_std, (like.n_users, self.n_factors))
         qi0 = rng.normal(0, self.init_std, (like.n_items, self.n_factors))
-        pu = np.repeat(pu0[None], k, axis=0)
-        qi = np.repeat(qi0[None], k, axis=0)
-        bu = np.zeros((k, like.n_users))
-        bi = np.zeros((k, like.n_items))
-        mu = np.asarray(mus, dtype=np.float64)
+        # Draws in float64 (as before), rounded once to the kernel's float type.
+        pu = np.repeat(pu0[None].astype(_DTYPE), k, axis=0)
+        qi = np.repeat(qi0[None].astype(_DTYPE), k, axis=0)
+        bu = np.zeros((k, like.n_users), dtype=_DTYPE)
+        bi = np.zeros((k, like.n_items), dtype=_DTYPE)
+        mu = np.asarray(mus, dtype=_DTYPE)
         _run_kernel(
             users, items, ratings, active, mu, bu, bi, pu, qi, self.n_epochs, self.lr, self.reg
         )
