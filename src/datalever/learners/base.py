@@ -65,8 +65,6 @@ class FastPath(ABC):
 
     #: The name recorded with every result computed through this path.
     name: str = "fast"
-    #: How many scenarios the engine should hand over at once.
-    batch_size: int = 8
 
     @abstractmethod
     def fit_many(self, deltas: Sequence[Delta]) -> Iterator[Model]:

@@ -102,7 +102,6 @@ class _TotalsPath(FastPath):
     """Per-item totals of the base, updated by each delta and finalized into item scores."""
 
     name = "sufficient-statistics"
-    batch_size = 32  # each model costs O(delta + n_items): hand over many at once
 
     def __init__(self, base: TrainingSet, finalize: Callable[[RecordTotals], Model]) -> None:
         self.base = base
@@ -118,7 +117,7 @@ class _TotalsPath(FastPath):
 class _TotalsLearner(Learner):
     """A learner whose model is a function of :class:`RecordTotals`."""
 
-    batch_size = _TotalsPath.batch_size
+    batch_size = 32  # each model costs O(delta + n_items): hand over many at once
 
     def _finalize(self, totals: RecordTotals) -> Model:
         raise NotImplementedError

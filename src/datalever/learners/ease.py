@@ -167,7 +167,6 @@ class _EASEPath(FastPath):
     """
 
     name = "sufficient-statistics"
-    batch_size = 8  # each model holds an n_items² matrix
 
     def __init__(self, learner: EASE, base: TrainingSet) -> None:
         self.learner = learner

@@ -319,7 +319,6 @@ class BatchedSGD(FastPath):
         _check_codes(base, base)
         self.learner = learner
         self.base = base
-        self.batch_size = learner.batch_size
         self._order = visit_order(base.users, base.items, learner.seed)
 
     def fit_many(self, deltas: Sequence[Delta]) -> Iterator[Model]:
