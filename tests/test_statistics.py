@@ -139,3 +139,23 @@ def test_ask_says_no_and_undecided():
         looks=(5,),
     ).run()
     assert noisy.answer == "undecided"
+
+
+def test_ask_never_examines_the_same_number_of_users_twice():
+    # Sizes near 70 % sit exactly at the threshold, so the coarse size 0.7 stays undecided;
+    # bisection between 0.5 and 0.9 lands on 660/943 users, the same collective size as 0.7,
+    # and must stop there rather than draw those users anew.
+    looked: list[float] = []
+
+    def evaluate(size: float, n: int) -> np.ndarray:
+        looked.append(size)
+        rng = np.random.default_rng(int(size * 1e6))
+        if 0.6 < size < 0.8:  # mean exactly at the threshold, spread: undecided at any n
+            return 0.03 + 0.05 * np.resize([1.0, -1.0, 1.0, -1.0, 0.0], n)
+        return (0.0 if size < 0.6 else 0.1) + rng.normal(0, 0.001, size=n)
+
+    result = AdaptiveSearch(evaluate, 0.03, resolution=1 / 943).run()
+    assert result.verdicts[[v.size for v in result.verdicts].index(0.7)].decision == "undecided"
+    assert {round(s * 943) for s in looked} == {round(s * 943) for s in set(looked)}
+    assert len({round(s * 943) for s in looked}) == len(set(looked))
+    assert result.answer == "yes" and (result.low, result.high) == (0.5, 0.9)

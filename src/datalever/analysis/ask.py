@@ -101,7 +101,7 @@ class AdaptiveSearch:
         coarse: Sequence[float] = COARSE_SIZES,
         looks: Sequence[int] = LOOKS,
         tolerance: float = 0.02,
-        resolution: float = 0.0,
+        resolution: float = 1e-9,
         max_seconds: float | None = None,
         evaluate_many: Callable[[list[tuple[float, int]]], list[np.ndarray]] | None = None,
     ) -> None:
@@ -167,6 +167,10 @@ class AdaptiveSearch:
                 mid = round(mid / self.resolution) * self.resolution
                 if mid <= lo or mid >= hi:
                     break
+            # A size already examined (to within the resolution: the same number of users)
+            # and still undecided after all its looks ends the refinement.
+            if any(abs(size - mid) < self.resolution for size in self.verdicts):
+                break
             verdict = self._settle(mid)
             if verdict is None or verdict.decision == "undecided":
                 break
