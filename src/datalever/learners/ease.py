@@ -104,18 +104,29 @@ class EASEModel(Model):
         self.n_users, self.n_items = x.shape
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """``X[u] · B[:, i]`` per pair: the distinct users' score rows (one sparse-dense
-        product per block of users), then a gather."""
+        """``X[u] · B[:, i]`` per pair, gathering only the B rows of u's items (no dense X)."""
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
         out = np.zeros(len(users))
-        distinct, row_of = np.unique(users, return_inverse=True)
-        block = max(1, _BLOCK // max(1, self.n_items))
-        for start in range(0, len(distinct), block):
-            chunk = np.arange(start, min(start + block, len(distinct)))
-            scores = self.score_users(distinct[chunk])
-            mask = (row_of >= chunk[0]) & (row_of <= chunk[-1])
-            out[mask] = scores[row_of[mask] - chunk[0], items[mask]]
+        valid = (users >= 0) & (users < self.n_users)
+        ptr, cols = self.x.indptr, self.x.indices
+        starts = ptr[np.where(valid, users, 0)]
+        lens = np.where(valid, ptr[np.where(valid, users, 0) + 1] - starts, 0)
+        start = 0
+        while start < len(users):
+            # Chunk so that the gathered entries stay below _BLOCK.
+            csum = np.cumsum(lens[start:])
+            stop = start + max(1, int(np.searchsorted(csum, _BLOCK, side="right")))
+            chunk_lens = lens[start:stop]
+            total = int(chunk_lens.sum())
+            if total:
+                pair = np.repeat(np.arange(stop - start), chunk_lens)
+                offsets = np.repeat(np.cumsum(chunk_lens) - chunk_lens, chunk_lens)
+                first = np.repeat(starts[start:stop], chunk_lens)
+                j = cols[first + np.arange(total) - offsets]
+                vals = self.b[j, items[start:stop][pair]]
+                out[start:stop] = np.bincount(pair, weights=vals, minlength=stop - start)
+            start = stop
         return out
 
     def score_users(self, users: np.ndarray) -> np.ndarray:

@@ -529,7 +529,6 @@ def _stacked(t: Touched) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 class _KNNPath(FastPath):
     """Shared state of the two KNN fast paths: totals, rows by user and the candidates."""
 
-
     def __init__(self, learner: _KNNBasic, base: TrainingSet) -> None:
         self.learner = learner
         self.base = base
