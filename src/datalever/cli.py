@@ -130,7 +130,7 @@ def _print_summary(
         sys.stdout.write(json.dumps(summary_records(summary), indent=2) + "\n")
     else:
         wide = Console(width=max(console.width, 140))
-        render_summary(summary, wide, title=f"Run {run_id}")
+        render_summary(summary, wide, title=f"Run {run_id}", confidence=confidence)
 
 
 def _print_answer(store, run_id: str, spec) -> None:
@@ -325,17 +325,21 @@ def results(
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
     metric: Annotated[str | None, typer.Option(help="Only this metric, e.g. ndcg@10.")] = None,
     group: Annotated[str | None, typer.Option(help="Only this evaluation group.")] = None,
-    confidence: Annotated[float, typer.Option(min=0.5, max=0.999)] = 0.95,
+    confidence: Annotated[
+        float | None,
+        typer.Option(min=0.5, max=0.999, help="Interval level (default: the spec's)."),
+    ] = None,
 ) -> None:
     """Summarise a run: mean, confidence interval, paired change and share of the gap."""
+    from datalever.spec import spec_from_dict
 
     s = _existing_store(store)
     run_id = run_id or s.latest_run()
-    _print_summary(s, run_id, fmt, metric, group, confidence)
+    spec = spec_from_dict(s.run_spec(run_id), f"run {run_id}")
+    level = confidence if confidence is not None else spec.evaluation.confidence
+    _print_summary(s, run_id, fmt, metric, group, level)
     if fmt is Format.table:
-        from datalever.spec import spec_from_dict
-
-        _print_answer(s, run_id, spec_from_dict(s.run_spec(run_id), f"run {run_id}"))
+        _print_answer(s, run_id, spec)
 
 
 @app.command()

@@ -35,7 +35,7 @@ def scenario_key(spec: Spec, checksum: str, fields: dict[str, Any]) -> str:
         {
             "data": checksum,
             "protocol": spec.protocol.model_dump(exclude={"run_folds"}),
-            "evaluation": spec.evaluation.model_dump(),
+            "evaluation": spec.evaluation.model_dump(exclude={"confidence"}),
             "seed": spec.seed,
             **fields,
         },

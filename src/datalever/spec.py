@@ -120,6 +120,9 @@ class EvaluationSpec(_Strict):
     reference: str = Field(
         default="item_mean", description="Baseline learner for the share of the gap."
     )
+    confidence: float = Field(
+        default=0.95, gt=0.5, lt=1, description="Level of the reported confidence intervals."
+    )
 
     @field_validator("metrics")
     @classmethod

@@ -56,7 +56,8 @@ def headline(summary: pd.DataFrame, spec: Spec) -> str:
     ci = ""
     if pd.notna(row["change_ci_low"]):
         lo, hi = (100 * row[c] / row["baseline"] for c in ("change_ci_low", "change_ci_high"))
-        ci = f" (95 % CI {lo:+.2f} % to {hi:+.2f} %)"
+        level = f"{100 * spec.evaluation.confidence:g} %"
+        ci = f" ({level} CI {lo:+.2f} % to {hi:+.2f} %)"
     return (
         f"A {row['lever']} by {who} changes {row['learner']}'s {metric} for everyone by "
         f"{row['change_pct']:+.2f} %{ci}, from {row['baseline']:.4f} to {row['mean']:.4f}."
@@ -194,8 +195,8 @@ def _metric_order(spec: Spec, summary: pd.DataFrame) -> list[str]:
 
 
 def render_report(inputs: ReportInputs) -> str:
-    summary = summarise(inputs.results)
     spec = inputs.spec
+    summary = summarise(inputs.results, confidence=spec.evaluation.confidence)
     groups = [
         g
         for g in ("everyone", "non-participants", "participants")
@@ -216,6 +217,7 @@ def render_report(inputs: ReportInputs) -> str:
     )
     return env.get_template("report.html").render(
         title=spec.name,
+        level=f"{100 * spec.evaluation.confidence:g} %",
         answer=inputs.answer or headline(summary, spec),
         is_answer=inputs.answer is not None,
         lever=spec.lever.kind,

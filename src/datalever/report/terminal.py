@@ -23,7 +23,9 @@ def _size(row: pd.Series) -> str:
     return str(row["collective"])
 
 
-def render_summary(summary: pd.DataFrame, console: Console, title: str = "") -> None:
+def render_summary(
+    summary: pd.DataFrame, console: Console, title: str = "", confidence: float = 0.95
+) -> None:
     """A readable table of capability change against collective size."""
     table = Table(title=title or None, header_style="bold", show_lines=False)
     for col, justify in [
@@ -33,7 +35,7 @@ def render_summary(summary: pd.DataFrame, console: Console, title: str = "") -> 
         ("group", "left"),
         ("metric", "left"),
         ("n", "right"),
-        ("mean [95% CI]", "right"),
+        (f"mean [{100 * confidence:g}% CI]", "right"),
         ("change", "right"),
         ("change %", "right"),
         ("gap erased", "right"),
