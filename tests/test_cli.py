@@ -98,6 +98,14 @@ BAD_SPECS = {
         SMALL_SPEC.replace("gender:F", "occupation:astronaut"),
         "selects nobody",
     ),
+    "a learner twice": (
+        SMALL_SPEC.replace('name = "popularity"', 'name = "item_mean"'),
+        "lists a learner more than once",
+    ),
+    "rating metric under holdout": (
+        SMALL_SPEC.replace('kind = "data-strikes"', 'kind = "holdout"'),
+        "under the holdout protocol",
+    ),
     "no collectives": (
         SMALL_SPEC.replace("sizes = [0.0, 0.2, 0.6]", "sizes = []").replace(
             'groups = ["gender:F"]', ""
@@ -198,3 +206,23 @@ def test_ask_answers_and_reuses_stored_scenarios(tmp_path, ml100k):
 
 def test_ask_bad_delta():
     assert_clear_error(datalever("ask", "--delta", "a lot"), "Cannot read the delta")
+
+
+def test_results_filters_are_checked(spec_file, tmp_path, ml100k):
+    db = tmp_path / "r.sqlite"
+    assert datalever("run", str(spec_file), "--store", str(db), "-q").returncode == 0
+    upper = datalever("results", "--store", str(db), "--metric", "NDCG@10", "--format", "csv")
+    assert upper.returncode == 0 and len(upper.stdout.splitlines()) > 1
+    assert_clear_error(
+        datalever("results", "--store", str(db), "--group", "nobody"), "Unknown evaluation group"
+    )
+
+
+def test_ask_rejects_groups_it_cannot_evaluate():
+    assert_clear_error(
+        datalever("ask", "--delta=-2%", "--group", "non-members"), "only for targeted collectives"
+    )
+    assert_clear_error(
+        datalever("ask", "--delta=-2%", "--lever", "boycott", "--group", "participants"),
+        "leave the service",
+    )

@@ -163,7 +163,7 @@ sizes = [0.5]
 samples = 2
 
 [evaluation]
-metrics = ["ndcg@10", "recall@10", "hitrate@10", "rmse"]
+metrics = ["ndcg@10", "recall@10", "hitrate@10"]
 """
 
 
@@ -173,7 +173,7 @@ def test_holdout_protocol_top_n(ml100k, tmp_path):
     report = run_spec(spec, store, data=ml100k)
     assert report.n_planned == 2 * (1 + 2)  # one fold: no action + 2 samples, per learner
     s = summarise(store.results(report.run_id))
-    assert set(s.metric) == {"ndcg@10", "recall@10", "hitrate@10"}  # no RMSE for top-N
+    assert set(s.metric) == {"ndcg@10", "recall@10", "hitrate@10"}
     base = s[(s.collective_kind == "none") & (s.metric == "ndcg@10")].set_index("learner")
     # EASE personalises; it must beat ranking by popularity on held-out items.
     assert base.loc["ease", "mean"] > base.loc["popularity", "mean"] > 0.05
@@ -182,3 +182,20 @@ def test_holdout_protocol_top_n(ml100k, tmp_path):
     ].set_index("learner")
     # Struck users are cold-start for EASE (all scores 0): their lists collapse.
     assert struck.loc["ease", "change"] < -0.05
+
+
+def test_repeated_groups_are_planned_once_and_file_groups_follow_their_file(ml100k, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(str(i) for i in ml100k.contributor_ids[:50]))
+    text = SMALL_SPEC.replace(
+        'groups = ["gender:F"]', f'groups = ["gender:F", "gender:F", "file:{ids}"]'
+    )
+    before = plan(parse_spec(text), ml100k.checksum())
+    assert len({s.key for s in before}) == len(before)
+    assert (
+        sum(s.collective.group == "gender:F" for s in before) == 2 * 2 * 2
+    )  # learners×folds×samples
+    ids.write_text("\n".join(str(i) for i in ml100k.contributor_ids[50:100]))
+    after = plan(parse_spec(text), ml100k.checksum())
+    file_keys = lambda scs: {s.key for s in scs if (s.collective.group or "").startswith("file:")}  # noqa: E731
+    assert file_keys(before).isdisjoint(file_keys(after))

@@ -159,3 +159,13 @@ def test_ask_never_examines_the_same_number_of_users_twice():
     assert {round(s * 943) for s in looked} == {round(s * 943) for s in set(looked)}
     assert len({round(s * 943) for s in looked}) == len(set(looked))
     assert result.answer == "yes" and (result.low, result.high) == (0.5, 0.9)
+
+
+def test_set_back_to_leaves_the_interval_open_when_a_band_never_reaches():
+    sizes = np.array([0.0, 0.5, 1.0])
+    mean = np.array([0.80, 0.78, 0.76])
+    # the lower band reaches 0.77 at 0.5; the upper band (mean + 0.02) never does.
+    point, interval = set_back_to(sizes, mean, mean - 0.01, mean + 0.02, 0.77)
+    assert point == pytest.approx(0.75)
+    assert interval.low == pytest.approx(0.5) and interval.high == np.inf
+    assert interval.contains(point)

@@ -74,11 +74,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:.3g} %"
 
 
+def _amount(target: Target, score: float) -> str:
+    if target.kind == "gap":
+        return _pct(score)
+    return _pct(abs(score)) if target.kind == "relative" else f"{abs(score):.4g}"
+
+
 def _score_text(target: Target, metric: str, score: float) -> str:
     if target.kind == "gap":
-        return f"erases {_pct(score)} of the lead in {metric}"
-    amount = _pct(abs(score)) if target.kind == "relative" else f"{abs(score):.4g}"
-    return f"changes {metric} by {amount}"
+        return f"erases {_amount(target, score)} of the lead in {metric}"
+    return f"changes {metric} by {_amount(target, score)}"
 
 
 def sentence(
@@ -105,7 +110,7 @@ def sentence(
         largest = result.verdicts[-1]
         return (
             f"No: even {_pct(largest.size)} of users {_score_text(target, metric, largest.high)} "
-            f"at most ({level} bound; mean {_score_text(target, metric, largest.mean)[8:]}), "
+            f"at most ({level} bound; mean {_amount(target, largest.mean)}), "
             f"short of {question.delta} {where}."
         )
     undecided = [v for v in result.verdicts if v.decision == "undecided"]
@@ -125,6 +130,8 @@ def _question_learner(spec: Spec) -> str:
 
 def _scores(results: pd.DataFrame, question: QuestionSpec, learner: str) -> dict[float, np.ndarray]:
     """Per-sample scores of every random collective size in ``results``."""
+    if results.empty:
+        return {}
     target = parse_delta(question.delta)
     metric = parse_metric(question.metric).name
     rows = results[

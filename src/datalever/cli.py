@@ -117,12 +117,18 @@ def _print_summary(
     confidence: float = 0.95,
 ) -> None:
     from datalever.analysis import summarise
+    from datalever.metrics import parse_metric
     from datalever.report import render_summary, summary_records
+    from datalever.spec import EVAL_GROUPS
 
     summary = summarise(store.results(run_id), confidence=confidence)
     if metric:
-        summary = summary[summary["metric"] == metric]
+        summary = summary[summary["metric"] == parse_metric(metric).name]
     if group:
+        if group not in EVAL_GROUPS:
+            raise DataleverError(
+                f"Unknown evaluation group {group!r}.", f"use one of: {', '.join(EVAL_GROUPS)}."
+            )
         summary = summary[summary["eval_group"] == group]
     if fmt is Format.csv:
         sys.stdout.write(summary.to_csv(index=False))
@@ -135,13 +141,15 @@ def _print_summary(
 
 def _print_answer(store, run_id: str, spec) -> None:
     """The answer line, when the spec asks a question."""
+    stored = store.answer(run_id)  # what `ask` concluded, with its own stopping rule
+    if stored is not None:
+        console.print(f"[bold]{stored}[/bold]")
+        return
     if spec.question is None:
         return
     from datalever.answer import answer_run
 
-    n_users = int(store.results(run_id)["n_participants"].max() or 0)
-    data_users = _n_users(spec)
-    answer = answer_run(store, run_id, spec, data_users or n_users)
+    answer = answer_run(store, run_id, spec, _n_users(spec))
     if answer is not None:
         console.print(f"[bold]{answer.text}[/bold]")
 
@@ -277,6 +285,18 @@ def ask(
                 },
             },
             "the question",
+        )
+    q = spec.question
+    if q.group in ("like-participants", "non-members"):
+        raise DataleverError(
+            f"The group {q.group!r} exists only for targeted collectives, and "
+            "ask draws random ones.",
+            "ask about everyone, participants or non-participants.",
+        )
+    if q.group == "participants" and spec.lever.kind == "boycott":
+        raise DataleverError(
+            "Under a boycott the participants leave the service, so they are not evaluated.",
+            "ask about everyone or non-participants.",
         )
     results_store = ResultsStore(store)
     err_console.print(f"Loading {spec.data.dataset}…")

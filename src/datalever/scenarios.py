@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from datalever.collectives import Collective
@@ -27,6 +28,14 @@ class Scenario:
     @property
     def is_baseline(self) -> bool:
         return self.collective.kind == "none"
+
+
+def group_file_digest(group: str | None) -> str | None:
+    """For a ``file:`` group, a digest of the ids in the file, so editing it changes the keys."""
+    if not group or not group.startswith("file:"):
+        return None
+    path = Path(group.removeprefix("file:"))
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
 
 
 def scenario_key(spec: Spec, checksum: str, fields: dict[str, Any]) -> str:
@@ -60,7 +69,7 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
     for count in sorted(set(c.counts)):
         if count > 0:
             collectives.append((Collective("random", count=count), c.samples))
-    for group in c.groups:
+    for group in dict.fromkeys(c.groups):
         collectives.append(
             (Collective("group", group=group, participation=c.participation), c.samples)
         )
@@ -80,7 +89,14 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
                     "params": params,
                     "version": LEARNERS[learner.name].version,
                     "lever": [lever.kind, lever.fraction] if col.kind != "none" else None,
-                    "collective": [col.kind, col.size, col.count, col.group, col.participation],
+                    "collective": [
+                        col.kind,
+                        col.size,
+                        col.count,
+                        col.group,
+                        col.participation,
+                        group_file_digest(col.group),
+                    ],
                     "sample": sample,
                     "fold": fold,
                 }

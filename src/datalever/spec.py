@@ -222,7 +222,34 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
 
     for learner in spec.learners + [LearnerSpec(name=spec.evaluation.reference)]:
         check_learner(learner.name, learner.params())
+    names = [ls.name for ls in spec.learners]
+    if len(set(names)) < len(names):
+        raise DataleverError(
+            f"{source} lists a learner more than once ({', '.join(sorted(set(names)))}).",
+            "give each learner once; to compare settings of one learner, run one spec each.",
+        )
+    _check_metrics_computable(spec, source)
     return spec
+
+
+def _check_metrics_computable(spec: Spec, source: str) -> None:
+    """Rating metrics need rating estimates: a rating learner under the data-strikes protocol."""
+    from datalever.learners import LEARNERS
+
+    rating_metrics = [m for m in spec.evaluation.metrics if parse_metric(m).needs_ratings]
+    if rating_metrics and spec.protocol.kind == "holdout":
+        raise DataleverError(
+            f"{source} asks for {', '.join(rating_metrics)} under the holdout protocol, which "
+            "judges top-N lists, not rating estimates.",
+            "drop them, or use the data-strikes protocol.",
+        )
+    raters = [ls.name for ls in spec.learners if LEARNERS[ls.name].predicts_ratings]
+    if len(rating_metrics) == len(spec.evaluation.metrics) and not raters:
+        raise DataleverError(
+            f"{source} asks only for {', '.join(rating_metrics)}, but none of its learners "
+            "estimates ratings.",
+            "add a ranking metric such as ndcg@10, or a rating learner such as biased_mf.",
+        )
 
 
 def load_spec(path: Path) -> Spec:

@@ -136,7 +136,11 @@ def set_back_to(
     confidence band does. For a falling curve the band's lower edge reaches the level first."""
     point = crossing(sizes, mean, level)
     a, b = crossing(sizes, low, level), crossing(sizes, high, level)
-    return point, Interval(float(np.nanmin([a, b])), float(np.nanmax([a, b])))
+    if np.isnan(a) and np.isnan(b):
+        return point, Interval(np.nan, np.nan)
+    # A band edge that never reaches the level within the sizes run leaves the interval open.
+    high_end = np.inf if np.isnan(a) or np.isnan(b) else max(a, b)
+    return point, Interval(float(np.nanmin([a, b])), float(high_end))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ process and reused for every batch of scenarios it is handed.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ import numpy as np
 
 from datalever.collectives import draw
 from datalever.data.contributions import Contributions
-from datalever.learners import Learner, make_learner
+from datalever.learners import LEARNERS, Learner, make_learner
 from datalever.learners.base import Delta, FastPath, Model, fit_scenarios
 from datalever.metrics import (
     Evaluation,
@@ -31,6 +32,16 @@ from datalever.protocols import DataStrikesProtocol, Fold, HoldoutProtocol, Prot
 from datalever.scenarios import Scenario
 from datalever.spec import Spec
 from datalever.store import ScenarioResult
+
+
+def learner_params(spec: Spec, learner) -> dict:
+    """A learner's parameters, with the spec's seed for learners that draw random numbers and
+    were given no seed of their own, so every random choice flows from the spec."""
+    params = learner.params()
+    accepted = inspect.signature(LEARNERS[learner.name].__init__).parameters
+    if "seed" in accepted and "seed" not in params:
+        params["seed"] = spec.seed
+    return params
 
 
 def make_protocol(spec: Spec) -> Protocol:
@@ -57,7 +68,7 @@ class FoldContext:
         cls, spec: Spec, data: Contributions, fold: Fold, learner_index: int, path: str = "auto"
     ) -> FoldContext:
         ls = spec.learners[learner_index]
-        learner = make_learner(ls.name, ls.params())
+        learner = make_learner(ls.name, learner_params(spec, ls))
         metrics = [parse_metric(m) for m in spec.evaluation.metrics]
         if not learner.predicts_ratings or spec.protocol.kind == "holdout":
             metrics = [m for m in metrics if not m.needs_ratings]
@@ -163,9 +174,9 @@ class FoldContext:
                     {
                         "eval_group": name,
                         "metric": m.name,
-                        "value": _nan_to_none(group_value(m, *values[m.name], members)),
-                        "baseline": _nan_to_none(group_value(m, *self.baseline[m.name], members)),
-                        "reference": _nan_to_none(group_value(m, *self.reference[m.name], members))
+                        "value": _group(m, values[m.name], members, everyone),
+                        "baseline": _group(m, self.baseline[m.name], members, everyone),
+                        "reference": _group(m, self.reference[m.name], members, everyone)
                         if m.name in self.reference
                         else None,
                         "n_users": int((members & has_test).sum()),
@@ -195,6 +206,11 @@ def scenario_row(sc: Scenario, n_participants: int, seconds: float, path: str) -
 
 def hash_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def _group(metric, per_user, members: np.ndarray, everyone: np.ndarray) -> float | None:
+    """The metric over ``members``; shares are of everyone the service still serves."""
+    return _nan_to_none(group_value(metric, *per_user, members, everyone))
 
 
 def _nan_to_none(x: float) -> float | None:
