@@ -56,7 +56,7 @@ class Answer:
                 {
                     "size": v.size,
                     "samples": v.n,
-                    "mean_score": v.mean,
+                    "mean_score": _none(v.mean),
                     "low": _none(v.low),
                     "high": _none(v.high),
                     "decision": v.decision,
