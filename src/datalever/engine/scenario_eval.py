@@ -8,6 +8,7 @@ process and reused for every batch of scenarios it is handed.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from datalever.collectives import draw
-from datalever.data.contributions import Contributions
+from datalever.data.contributions import Contributions, TrainingSet
 from datalever.learners import LEARNERS, Learner, make_learner
 from datalever.learners.base import Delta, FastPath, Model, fit_scenarios
 from datalever.metrics import (
@@ -85,12 +86,21 @@ class FoldContext:
         ctx.reference = ctx.per_user(ctx.evaluate(reference.fit(base), reference.predicts_ratings))
         return ctx
 
-    def base_training_set(self):
+    # The fold's records are cut from the data once and shared by every scenario of the fold.
+    @functools.cached_property
+    def _base(self) -> TrainingSet:
         return self.data.training_set(self.fold.train)
 
-    def held_out(self) -> HeldOut:
+    @functools.cached_property
+    def _held_out(self) -> HeldOut:
         ts = self.data.training_set(self.fold.test)
         return HeldOut(ts.users, ts.items, ts.ratings, ts.n_users)
+
+    def base_training_set(self) -> TrainingSet:
+        return self._base
+
+    def held_out(self) -> HeldOut:
+        return self._held_out
 
     def evaluate(self, model: Model, predicts_ratings: bool | None = None) -> Evaluation:
         held_out = self.held_out()
