@@ -6,12 +6,15 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datalever.errors import DataleverError
 from datalever.learners.base import Model
 from datalever.metrics import (
     HeldOut,
     Metric,
+    TopNTask,
     evaluate_ratings,
     evaluate_topn,
     group_value,
@@ -435,3 +438,48 @@ def test_parse_metric_extra_cutoff(name):
 def test_parse_metric_zero_cutoff():
     with pytest.raises(DataleverError, match="at least 1"):
         parse_metric("ndcg@0")
+
+
+def reference_top_lists(matrix, known, held, k):
+    """The plain computation the compiled top-N selection must equal: per held-out user, the
+    unknown items scoring above -inf (NaN excluded), by score descending, then item index."""
+    lists = {}
+    for u in sorted(set(held.users.tolist())):
+        candidates = [
+            (-matrix[u, i], i)
+            for i in range(matrix.shape[1])
+            if (u, i) not in known and matrix[u, i] > -np.inf
+        ]
+        lists[u] = [i for _, i in sorted(candidates)[:k]]
+    return lists
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 5),
+    st.integers(1, 9),
+    st.integers(1, 6),
+    st.integers(0, 2**32 - 1),
+)
+def test_topn_selection_equals_a_plain_sort(n_users, n_items, k, seed):
+    rng = np.random.default_rng(seed)
+    # few distinct values, so ties are common; some NaN, -inf and +inf
+    matrix = rng.choice(
+        [0.0, 0.5, 1.0, 2.0, np.nan, -np.inf, np.inf],
+        size=(n_users, n_items),
+        p=[0.25, 0.2, 0.2, 0.2, 0.05, 0.05, 0.05],
+    )
+    known_mask = rng.random((n_users, n_items)) < 0.3
+    known_u, known_i = np.nonzero(known_mask)
+    held_mask = ~known_mask & (rng.random((n_users, n_items)) < 0.4)
+    held_u, held_i = np.nonzero(held_mask)
+    held = HeldOut(held_u, held_i, np.ones(len(held_u)), n_users)
+    task = TopNTask(held, known_u, known_i, k, batch=2)
+    users, items, rel = task.top_lists(FixedMatrix(matrix))
+    expected = reference_top_lists(matrix, set(zip(known_u, known_i, strict=True)), held, k)
+    held_set = set(zip(held_u.tolist(), held_i.tolist(), strict=True))
+    assert users.tolist() == [u for u, items in expected.items() for _ in items]
+    assert items.tolist() == [i for items in expected.values() for i in items]
+    assert rel.tolist() == [float((u, i) in held_set) for u, its in expected.items() for i in its]
+    ev = task.evaluate(FixedMatrix(matrix))
+    assert ev.entry_rank.tolist() == [r + 1 for its in expected.values() for r in range(len(its))]

@@ -12,6 +12,7 @@ from typing import Any
 from datalever.collectives import Collective
 from datalever.learners import LEARNERS
 from datalever.levers import Lever
+from datalever.metrics.evaluation import EVALUATION_VERSION
 from datalever.spec import Spec
 
 
@@ -46,6 +47,7 @@ def scenario_key(spec: Spec, checksum: str, fields: dict[str, Any]) -> str:
             "protocol": spec.protocol.model_dump(exclude={"run_folds"}),
             "evaluation": spec.evaluation.model_dump(exclude={"confidence"}),
             "seed": spec.seed,
+            "evaluation_version": EVALUATION_VERSION,
             **fields,
         },
         sort_keys=True,

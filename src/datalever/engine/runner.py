@@ -52,10 +52,13 @@ def _set_data(data: Contributions) -> None:
 
 
 def _init_worker_process(data: Contributions) -> None:
-    """In a pool the processes share the cores: each runs its compiled loops on one thread."""
+    """In a pool the processes share the cores: each runs its compiled loops and its BLAS on
+    one thread (several BLAS threads per worker would fight over the same cores)."""
     import numba
+    from threadpoolctl import threadpool_limits
 
     numba.set_num_threads(1)
+    threadpool_limits(1)
     _set_data(data)
 
 

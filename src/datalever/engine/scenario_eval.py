@@ -24,8 +24,8 @@ from datalever.metrics import (
     Evaluation,
     HeldOut,
     Metric,
+    TopNTask,
     evaluate_ratings,
-    evaluate_topn,
     group_value,
     parse_metric,
 )
@@ -110,10 +110,12 @@ class FoldContext:
             return evaluate_ratings(
                 model, held_out, self.spec.protocol.relevance_threshold, tie_seed, errors
             )
+        return self._topn.evaluate(model)
+
+    @functools.cached_property
+    def _topn(self) -> TopNTask:
         base = self.base_training_set()
-        return evaluate_topn(
-            model, held_out, base.users, base.items, self.spec.protocol.list_length
-        )
+        return TopNTask(self.held_out(), base.users, base.items, self.spec.protocol.list_length)
 
     def per_user(self, ev: Evaluation) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         out = {}

@@ -1,9 +1,18 @@
 """Capability metrics and the ranked-list evaluation they are computed from."""
 
 from datalever.metrics.catalog import Metric, group_value, parse_metric
-from datalever.metrics.evaluation import Evaluation, HeldOut, evaluate_ratings, evaluate_topn
+from datalever.metrics.evaluation import (
+    EVALUATION_VERSION,
+    Evaluation,
+    HeldOut,
+    TopNTask,
+    evaluate_ratings,
+    evaluate_topn,
+)
 
 __all__ = [
+    "EVALUATION_VERSION",
+    "TopNTask",
     "Evaluation",
     "HeldOut",
     "Metric",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from datalever.learners.base import Model
@@ -108,6 +109,11 @@ def evaluate_ratings(
     return ev
 
 
+#: Part of every scenario key: bumped when a change here changes what a model is judged to
+#: score, so stored results judged the old way are not reused.
+EVALUATION_VERSION = "2"
+
+
 def evaluate_topn(
     model: Model,
     held_out: HeldOut,
@@ -119,44 +125,149 @@ def evaluate_topn(
     """Recommend the top ``k`` unknown items to each held-out user (per-user holdout protocol).
 
     ``known_users``/``known_items`` are the records each user already has in the base training
-    data; those items are never recommended to that user.
+    data; those items are never recommended to that user. See :class:`TopNTask`.
     """
-    test_users = np.unique(held_out.users)
-    n_items = int(max(held_out.items.max(initial=0), known_items.max(initial=0))) + 1
-    n_items = max(n_items, getattr(model, "n_items", 0))
-    test_keys = held_out.users.astype(np.int64) * n_items + held_out.items
-    lists = []
-    for start in range(0, len(test_users), batch):
-        users = test_users[start : start + batch]
-        scores = np.asarray(model.score_users(users), dtype=float)
-        row_of = np.full(held_out.n_users, -1)
-        row_of[users] = np.arange(len(users))
-        mask = row_of[known_users] >= 0
-        scores[row_of[known_users[mask]], known_items[mask]] = -np.inf
-        kk = min(k, scores.shape[1])
-        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        # A user with fewer than k unknown items gets a shorter list, never a known item.
-        keep = np.isfinite(np.take_along_axis(top_scores, order, axis=1))
-        lists.append((np.repeat(users, kk)[keep.ravel()], top[keep]))
-    entry_user = np.concatenate([u for u, _ in lists]) if lists else np.zeros(0, np.int64)
-    entry_item = np.concatenate([i for _, i in lists]) if lists else np.zeros(0, np.int64)
-    entry_rel = np.isin(entry_user.astype(np.int64) * n_items + entry_item, test_keys)
-    ones = np.ones(len(held_out.users))
-    ideal_user, ideal_rank, ideal_rel = _ideal(held_out, ones)
-    n_test = np.bincount(held_out.users, minlength=held_out.n_users)
-    return Evaluation(
-        mode="topn",
-        n_users=held_out.n_users,
-        entry_user=entry_user,
-        entry_rank=_rank_within_user(entry_user),
-        entry_rel=entry_rel.astype(float),
-        ideal_user=ideal_user,
-        ideal_rank=ideal_rank,
-        ideal_rel=ideal_rel,
-        n_test=n_test,
-        n_relevant=n_test.astype(float),
-        relevance_threshold=1.0,
-    )
+    return TopNTask(held_out, known_users, known_items, k, batch).evaluate(model)
+
+
+class TopNTask:
+    """The per-user holdout's judging, prepared once per fold and applied to many models.
+
+    Each held-out user is recommended the ``k`` highest-scoring items they have no training
+    record for. Equal scores are ranked by item index (lower first); items scoring NaN or
+    ``-inf`` are never recommended, so a user with fewer such items gets a shorter list.
+    """
+
+    def __init__(
+        self,
+        held_out: HeldOut,
+        known_users: np.ndarray,
+        known_items: np.ndarray,
+        k: int,
+        batch: int = 512,
+    ) -> None:
+        self.held_out, self.k, self.batch = held_out, k, batch
+        self.test_users = np.unique(held_out.users)
+        n_items = int(max(held_out.items.max(initial=0), known_items.max(initial=0))) + 1
+        self.n_items = n_items
+        # Each test user's known items and held-out items, as sorted runs (CSR-like).
+        self.known_ptr, self.known_items = _runs(
+            self.test_users, np.asarray(known_users), np.asarray(known_items)
+        )
+        self.test_ptr, self.test_items = _runs(
+            self.test_users, np.asarray(held_out.users), np.asarray(held_out.items)
+        )
+        ones = np.ones(len(held_out.users))
+        self.ideal = _ideal(held_out, ones)
+        self.n_test = np.bincount(held_out.users, minlength=held_out.n_users)
+
+    def top_lists(self, model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every held-out user's list: entries' users, items and relevance (0/1), user by
+        user, best first."""
+        users_out, items_out, rel_out = [], [], []
+        for start in range(0, len(self.test_users), self.batch):
+            stop = min(start + self.batch, len(self.test_users))
+            scores = np.asarray(model.score_users(self.test_users[start:stop]), dtype=np.float64)
+            if (
+                scores.shape[1] < self.n_items
+            ):  # a model that knows fewer items: the rest never score
+                scores = np.pad(
+                    scores,
+                    ((0, 0), (0, self.n_items - scores.shape[1])),
+                    constant_values=-np.inf,
+                )
+            top, length, rel = _top_k(
+                np.ascontiguousarray(scores),
+                self.known_ptr[start : stop + 1] - self.known_ptr[start],
+                self.known_items[self.known_ptr[start] : self.known_ptr[stop]],
+                self.test_ptr[start : stop + 1] - self.test_ptr[start],
+                self.test_items[self.test_ptr[start] : self.test_ptr[stop]],
+                self.k,
+            )
+            keep = np.arange(top.shape[1])[None, :] < length[:, None]
+            users_out.append(np.repeat(self.test_users[start:stop], top.shape[1])[keep.ravel()])
+            items_out.append(top[keep])
+            rel_out.append(rel[keep])
+        if not users_out:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return (
+            np.concatenate(users_out),
+            np.concatenate(items_out),
+            np.concatenate(rel_out).astype(float),
+        )
+
+    def evaluate(self, model: Model) -> Evaluation:
+        entry_user, _, entry_rel = self.top_lists(model)
+        ideal_user, ideal_rank, ideal_rel = self.ideal
+        return Evaluation(
+            mode="topn",
+            n_users=self.held_out.n_users,
+            entry_user=entry_user,
+            entry_rank=_rank_within_user(entry_user),
+            entry_rel=entry_rel.astype(float),
+            ideal_user=ideal_user,
+            ideal_rank=ideal_rank,
+            ideal_rel=ideal_rel,
+            n_test=self.n_test,
+            n_relevant=self.n_test.astype(float),
+            relevance_threshold=1.0,
+        )
+
+
+def _runs(keys: np.ndarray, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of the sorted ``keys``, its sorted, distinct items: offsets and values."""
+    at = np.searchsorted(keys, users)
+    at = np.minimum(at, max(len(keys) - 1, 0))
+    mine = (keys[at] == users) if len(keys) else np.zeros(len(users), dtype=bool)
+    pairs = np.unique(np.stack([at[mine], items[mine].astype(np.int64)]), axis=1)
+    ptr = np.zeros(len(keys) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs[0], minlength=len(keys)), out=ptr[1:])
+    return ptr, pairs[1].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_k(scores, known_ptr, known, test_ptr, test, k):  # pragma: no cover - compiled
+    """Per row: the ``k`` best items not in the row's ``known`` run, best first (ties by lower
+    index), their count, and whether each is in the row's ``test`` run."""
+    rows, n_items = scores.shape
+    kk = min(k, n_items)
+    top = np.zeros((rows, kk), dtype=np.int64)
+    length = np.zeros(rows, dtype=np.int64)
+    rel = np.zeros((rows, kk), dtype=np.bool_)
+    best = np.empty(kk)
+    blocked = np.zeros(n_items, dtype=np.bool_)
+    for r in range(rows):
+        for e in range(known_ptr[r], known_ptr[r + 1]):
+            blocked[known[e]] = True
+        count = 0
+        # Until k items are in, any score above -inf enters (NaN compares False).
+        threshold = -np.inf
+        for j in range(n_items):
+            s = scores[r, j]
+            if not (s > threshold) or blocked[j]:
+                continue  # an equal score keeps the earlier (lower) item
+            pos = count if count < kk else kk - 1
+            while pos > 0 and s > best[pos - 1]:
+                best[pos] = best[pos - 1]
+                top[r, pos] = top[r, pos - 1]
+                pos -= 1
+            best[pos] = s
+            top[r, pos] = j
+            if count < kk:
+                count += 1
+            if count == kk:
+                threshold = best[kk - 1]
+        for e in range(known_ptr[r], known_ptr[r + 1]):
+            blocked[known[e]] = False
+        length[r] = count
+        for e in range(count):
+            item = top[r, e]
+            lo, hi = test_ptr[r], test_ptr[r + 1]
+            while lo < hi:  # binary search in the row's sorted held-out items
+                mid = (lo + hi) // 2
+                if test[mid] < item:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            rel[r, e] = lo < test_ptr[r + 1] and test[lo] == item
+    return top, length, rel
