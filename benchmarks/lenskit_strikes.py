@@ -9,7 +9,8 @@ Both tools see identical records: the split is :class:`HoldoutProtocol` (test_fr
 per user), the strikes are drawn with datalever's ``Collective``/``draw`` and ``Lever("strike")``
 exactly as the engine draws them, and LensKit is handed each scenario's training records with
 the full user and item vocabularies. Both are scored by datalever's metric code: LensKit's
-top-10 lists are wrapped in a :class:`Model` and go through ``evaluate_topn`` and ``ndcg@10``.
+top-10 lists are wrapped in a :class:`Model` and go through the engine's ``TopNTask`` and
+``ndcg@10``.
 As a cross-check, LensKit's own ``NDCG`` (with the log2(rank + 1) discount datalever uses) is
 computed on the same lists and must agree.
 
@@ -49,10 +50,11 @@ from datalever.collectives import Collective, draw
 from datalever.data.contributions import Contributions, TrainingSet
 from datalever.data.registry import load_dataset
 from datalever.engine import runner
+from datalever.engine.scenario_eval import hash_seed
 from datalever.learners import make_learner
 from datalever.learners.base import Model
 from datalever.levers import Lever
-from datalever.metrics import HeldOut, evaluate_topn, group_value, parse_metric
+from datalever.metrics import HeldOut, TopNTask, group_value, parse_metric
 from datalever.protocols import HoldoutProtocol
 from datalever.spec import (
     CollectivesSpec,
@@ -162,7 +164,7 @@ def run_engine(learner: str, data: Contributions, args) -> EngineRun:
     with tempfile.TemporaryDirectory() as tmp:
         store = ResultsStore(Path(tmp) / "bench.sqlite")
         t0 = time.perf_counter()
-        report = runner.run_spec(spec, store, data=data, jobs=1, path="auto")
+        report = runner.run_spec(spec, store, data=data, jobs=args.jobs, path="auto")
         seconds = time.perf_counter() - t0
         table = store.results(report.run_id)
         store.engine.dispose()
@@ -180,7 +182,7 @@ def run_engine(learner: str, data: Contributions, args) -> EngineRun:
 # --------------------------------------------------------------------------- LensKit side
 class ListModel(Model):
     """Given top-N lists as a model: listed items score by rank, everything else -inf, so
-    ``evaluate_topn`` recovers exactly these lists (shorter ones stay shorter)."""
+    ``TopNTask`` recovers exactly these lists (shorter ones stay shorter)."""
 
     def __init__(self, lists: dict[int, np.ndarray], n_items: int) -> None:
         self.lists = lists
@@ -254,23 +256,24 @@ def lenskit_ndcg(lists: dict[int, np.ndarray], held: HeldOut) -> float:
 
 
 # --------------------------------------------------------------------------- shared judging
-def top_lists(model: Model, users: np.ndarray, base: TrainingSet, k: int) -> dict[int, np.ndarray]:
-    """datalever's top-k lists, computed as ``evaluate_topn`` does (base-known items excluded)."""
-    scores = np.asarray(model.score_users(users), dtype=float)
-    row_of = np.full(base.n_users, -1)
-    row_of[users] = np.arange(len(users))
-    mask = row_of[base.users] >= 0
-    scores[row_of[base.users[mask]], base.items[mask]] = -np.inf
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    keep = np.isfinite(np.take_along_axis(top_scores, order, axis=1))
-    return {int(u): top[r][keep[r]] for r, u in enumerate(users)}
+def judge(held: HeldOut, base: TrainingSet, fold_index: int, seed: int) -> TopNTask:
+    """The engine's top-N judging of this fold (the same tie order)."""
+    return TopNTask(held, base.users, base.items, LIST_LENGTH, tie_seed=hash_seed(seed, fold_index))
 
 
-def ndcg_of(model: Model, held: HeldOut, base: TrainingSet, members: np.ndarray) -> float:
-    ev = evaluate_topn(model, held, base.users, base.items, LIST_LENGTH)
+def top_lists(model: Model, task: TopNTask) -> dict[int, np.ndarray]:
+    """datalever's top-k lists, as the engine computes them (base-known items excluded)."""
+    users, items, _ = task.top_lists(model)
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    return {
+        int(users[a]): items[a:b]
+        for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(users)], strict=True)
+        if b > a
+    }
+
+
+def ndcg_of(model: Model, task: TopNTask, members: np.ndarray) -> float:
+    ev = task.evaluate(model)
     return group_value(NDCG_METRIC, *NDCG_METRIC.per_user(ev), members)
 
 
@@ -299,6 +302,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--regularization", type=float, default=500.0, help="EASE λ (both tools)")
     p.add_argument("--knn-k", type=int, default=20, help="item-KNN neighbours (both tools)")
     p.add_argument("--lk-jobs", type=int, default=1, help="LensKit batch.recommend n_jobs")
+    p.add_argument("--jobs", type=int, default=1, help="datalever engine worker processes")
     p.add_argument("--quick", action="store_true", help="smoke run: sizes 0,0.3, 1 sample")
     args = p.parse_args(argv)
     if args.quick:
@@ -320,13 +324,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def warm_up(data: Contributions, base: TrainingSet, args) -> None:
-    """Compile numba kernels and import LensKit's lazily loaded parts outside the timings."""
+def warm_up_datalever(learner: str, data: Contributions, base: TrainingSet, args) -> None:
+    """Compile datalever's numba kernels outside the timings: the learner's own, and the
+    engine's (fast-path scoring, top-N selection) through a small run on another seed, so the
+    timed run builds its fold context afresh."""
     small = base.subset(np.arange(min(2000, len(base))))
     users = np.unique(small.users)[:5].astype(np.int64)
-    for learner in args.learners:
-        make_learner(learner, datalever_params(learner, args)).fit(small).score_users(users)
-        run_lenskit(learner, small, users, args)
+    make_learner(learner, datalever_params(learner, args)).fit(small).score_users(users)
+    quick = {"sizes": [0, 0.01], "samples": 1, "jobs": 1, "seed": args.seed + 1}
+    run_engine(learner, data, argparse.Namespace(**{**vars(args), **quick}))
+
+
+def warm_up_lenskit(learner: str, base: TrainingSet, args) -> None:
+    """Import LensKit's lazily loaded parts outside the timings. Runs after datalever's timed
+    run: torch's idle worker threads would otherwise spin beside it on a 2-core machine."""
+    small = base.subset(np.arange(min(2000, len(base))))
+    run_lenskit(learner, small, np.unique(small.users)[:5].astype(np.int64), args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     t_ho = data.training_set(fold.test)
     held = HeldOut(t_ho.users, t_ho.items, t_ho.ratings, t_ho.n_users)
     test_users = np.unique(held.users).astype(np.int64)
+    task = judge(held, base, fold.index, args.seed)
     load_s = time.perf_counter() - t0
     print(
         f"Strikes on {DATASET} under the per-user holdout: {len(data)} ratings, "
@@ -350,13 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     for learner in args.learners:
         ours, peer = describe(learner, args)
         print(f"  {TITLES[learner]:<9} datalever {ours}\n  {'':<9} LensKit   {peer}")
-    warm_up(data, base, args)
 
     everyone = np.ones(data.n_contributors, dtype=bool)
     all_rows: dict[str, list[Row]] = {}
     engines: dict[str, EngineRun] = {}
     started = time.perf_counter()
     for learner in args.learners:
+        warm_up_datalever(learner, data, base, args)
         engine = run_engine(learner, data, args)
         engines[learner] = engine
         print(
@@ -365,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+        warm_up_lenskit(learner, base, args)
         rows = []
         direct_learner = make_learner(learner, datalever_params(learner, args))
         for case in cases(args.sizes, args.samples):
@@ -374,13 +389,16 @@ def main(argv: list[str] | None = None) -> int:
             non[participants] = False
             lk_model = ListModel(peer_run.lists, data.n_items)
             model = direct_learner.fit(train)
-            ours_lists = top_lists(model, test_users, base, LIST_LENGTH)
+            ours_lists = top_lists(model, task)
             with_history = np.bincount(train.users, minlength=data.n_contributors) > 0
             compared = [u for u in test_users.tolist() if with_history[u]]
             empty = np.zeros(0, np.int64)
-            same = [np.array_equal(ours_lists[u], peer_run.lists.get(u, empty)) for u in compared]
+            same = [
+                np.array_equal(ours_lists.get(u, empty), peer_run.lists.get(u, empty))
+                for u in compared
+            ]
             same_set = [
-                set(ours_lists[u].tolist()) == set(peer_run.lists.get(u, empty).tolist())
+                set(ours_lists.get(u, empty).tolist()) == set(peer_run.lists.get(u, empty).tolist())
                 for u in compared
             ]
             rows.append(
@@ -388,10 +406,10 @@ def main(argv: list[str] | None = None) -> int:
                     case=case,
                     strikers=len(participants),
                     ours=engine.ndcg[case],
-                    peer=ndcg_of(lk_model, held, base, everyone),
+                    peer=ndcg_of(lk_model, task, everyone),
                     ours_non=engine.ndcg_non.get(case, engine.ndcg[case]),
-                    peer_non=ndcg_of(lk_model, held, base, non),
-                    direct=ndcg_of(model, held, base, everyone),
+                    peer_non=ndcg_of(lk_model, task, non),
+                    direct=ndcg_of(model, task, everyone),
                     peer_lk_metric=lenskit_ndcg(peer_run.lists, held),
                     identical=float(np.mean(same)),
                     same_set=float(np.mean(same_set)),

@@ -440,17 +440,19 @@ def test_parse_metric_zero_cutoff():
         parse_metric("ndcg@0")
 
 
-def reference_top_lists(matrix, known, held, k):
+def reference_top_lists(matrix, known, held, k, tie_order):
     """The plain computation the compiled top-N selection must equal: per held-out user, the
-    unknown items scoring above -inf (NaN excluded), by score descending, then item index."""
+    unknown items scoring above -inf (NaN excluded), by score descending, then by position in
+    the tie order."""
+    position = np.argsort(tie_order)
     lists = {}
     for u in sorted(set(held.users.tolist())):
         candidates = [
-            (-matrix[u, i], i)
+            (-matrix[u, i], position[i], i)
             for i in range(matrix.shape[1])
             if (u, i) not in known and matrix[u, i] > -np.inf
         ]
-        lists[u] = [i for _, i in sorted(candidates)[:k]]
+        lists[u] = [i for _, _, i in sorted(candidates)[:k]]
     return lists
 
 
@@ -474,9 +476,10 @@ def test_topn_selection_equals_a_plain_sort(n_users, n_items, k, seed):
     held_mask = ~known_mask & (rng.random((n_users, n_items)) < 0.4)
     held_u, held_i = np.nonzero(held_mask)
     held = HeldOut(held_u, held_i, np.ones(len(held_u)), n_users)
-    task = TopNTask(held, known_u, known_i, k, batch=2)
+    task = TopNTask(held, known_u, known_i, k, batch=2, tie_seed=seed)
     users, items, rel = task.top_lists(FixedMatrix(matrix))
-    expected = reference_top_lists(matrix, set(zip(known_u, known_i, strict=True)), held, k)
+    known = set(zip(known_u, known_i, strict=True))
+    expected = reference_top_lists(matrix, known, held, k, task.tie_order(n_items))
     held_set = set(zip(held_u.tolist(), held_i.tolist(), strict=True))
     assert users.tolist() == [u for u, items in expected.items() for _ in items]
     assert items.tolist() == [i for items in expected.values() for i in items]

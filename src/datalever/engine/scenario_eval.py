@@ -115,7 +115,10 @@ class FoldContext:
     @functools.cached_property
     def _topn(self) -> TopNTask:
         base = self.base_training_set()
-        return TopNTask(self.held_out(), base.users, base.items, self.spec.protocol.list_length)
+        tie_seed = hash_seed(self.spec.seed, self.fold.index)
+        return TopNTask(
+            self.held_out(), base.users, base.items, self.spec.protocol.list_length, 512, tie_seed
+        )
 
     def per_user(self, ev: Evaluation) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         out = {}

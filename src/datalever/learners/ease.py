@@ -50,8 +50,11 @@ def regularized_inverse(gram: np.ndarray, regularization: float) -> np.ndarray:
         inverse, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
     if info != 0:  # pragma: no cover - impossible for λ > 0 short of overflow
         raise np.linalg.LinAlgError(f"EASE: Cholesky inverse failed (LAPACK info {info})")
-    upper = np.triu(inverse)
-    return upper + np.triu(upper, 1).T
+    # potri fills the upper triangle only; mirror it (the lower one holds the factor's rest).
+    upper = np.triu(inverse, 1)
+    inverse = np.triu(inverse)
+    inverse += upper.T
+    return inverse
 
 
 def weights_from_inverse(p: np.ndarray) -> np.ndarray:

@@ -121,21 +121,25 @@ def evaluate_topn(
     known_items: np.ndarray,
     k: int,
     batch: int = 512,
+    tie_seed: int = 0,
 ) -> Evaluation:
     """Recommend the top ``k`` unknown items to each held-out user (per-user holdout protocol).
 
     ``known_users``/``known_items`` are the records each user already has in the base training
     data; those items are never recommended to that user. See :class:`TopNTask`.
     """
-    return TopNTask(held_out, known_users, known_items, k, batch).evaluate(model)
+    return TopNTask(held_out, known_users, known_items, k, batch, tie_seed).evaluate(model)
 
 
 class TopNTask:
     """The per-user holdout's judging, prepared once per fold and applied to many models.
 
     Each held-out user is recommended the ``k`` highest-scoring items they have no training
-    record for. Equal scores are ranked by item index (lower first); items scoring NaN or
-    ``-inf`` are never recommended, so a user with fewer such items gets a shorter list.
+    record for. Equal scores are ranked in one random order of the items drawn from
+    ``tie_seed``, the same for every model judged on the fold (as the ratings protocol breaks
+    ties), so a model with no information about a user (all scores equal) recommends a random
+    list rather than, say, the lowest item ids. Items scoring NaN or ``-inf`` are never
+    recommended, so a user with fewer other items gets a shorter list.
     """
 
     def __init__(
@@ -145,8 +149,11 @@ class TopNTask:
         known_items: np.ndarray,
         k: int,
         batch: int = 512,
+        tie_seed: int = 0,
     ) -> None:
         self.held_out, self.k, self.batch = held_out, k, batch
+        self.tie_seed = tie_seed
+        self._tie_orders: dict[int, np.ndarray] = {}
         self.test_users = np.unique(held_out.users)
         n_items = int(max(held_out.items.max(initial=0), known_items.max(initial=0))) + 1
         self.n_items = n_items
@@ -182,6 +189,7 @@ class TopNTask:
                 self.known_items[self.known_ptr[start] : self.known_ptr[stop]],
                 self.test_ptr[start : stop + 1] - self.test_ptr[start],
                 self.test_items[self.test_ptr[start] : self.test_ptr[stop]],
+                self.tie_order(scores.shape[1]),
                 self.k,
             )
             keep = np.arange(top.shape[1])[None, :] < length[:, None]
@@ -195,6 +203,12 @@ class TopNTask:
             np.concatenate(items_out),
             np.concatenate(rel_out).astype(float),
         )
+
+    def tie_order(self, n_items: int) -> np.ndarray:
+        """The order in which equal scores are ranked: a permutation of ``n_items`` items."""
+        if n_items not in self._tie_orders:
+            self._tie_orders[n_items] = np.random.default_rng(self.tie_seed).permutation(n_items)
+        return self._tie_orders[n_items]
 
     def evaluate(self, model: Model) -> Evaluation:
         entry_user, _, entry_rel = self.top_lists(model)
@@ -216,19 +230,22 @@ class TopNTask:
 
 def _runs(keys: np.ndarray, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each of the sorted ``keys``, its sorted, distinct items: offsets and values."""
-    at = np.searchsorted(keys, users)
-    at = np.minimum(at, max(len(keys) - 1, 0))
-    mine = (keys[at] == users) if len(keys) else np.zeros(len(users), dtype=bool)
-    pairs = np.unique(np.stack([at[mine], items[mine].astype(np.int64)]), axis=1)
+    if not len(keys):
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, users), len(keys) - 1)
+    mine = keys[at] == users
+    width = int(items.max(initial=0)) + 1
+    pairs = np.unique(at[mine].astype(np.int64) * width + items[mine])  # sorted by key, item
     ptr = np.zeros(len(keys) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pairs[0], minlength=len(keys)), out=ptr[1:])
-    return ptr, pairs[1].copy()
+    np.cumsum(np.bincount(pairs // width, minlength=len(keys)), out=ptr[1:])
+    return ptr, pairs % width
 
 
 @numba.njit(cache=True, nogil=True)
-def _top_k(scores, known_ptr, known, test_ptr, test, k):  # pragma: no cover - compiled
-    """Per row: the ``k`` best items not in the row's ``known`` run, best first (ties by lower
-    index), their count, and whether each is in the row's ``test`` run."""
+def _top_k(scores, known_ptr, known, test_ptr, test, order, k):  # pragma: no cover - compiled
+    """Per row: the ``k`` best items not in the row's ``known`` run, best first (of equal
+    scores, the one earlier in ``order``), their count, and whether each is in the row's
+    ``test`` run."""
     rows, n_items = scores.shape
     kk = min(k, n_items)
     top = np.zeros((rows, kk), dtype=np.int64)
@@ -242,10 +259,11 @@ def _top_k(scores, known_ptr, known, test_ptr, test, k):  # pragma: no cover - c
         count = 0
         # Until k items are in, any score above -inf enters (NaN compares False).
         threshold = -np.inf
-        for j in range(n_items):
+        for o in range(n_items):
+            j = order[o]
             s = scores[r, j]
             if not (s > threshold) or blocked[j]:
-                continue  # an equal score keeps the earlier (lower) item
+                continue  # an equal score keeps the item earlier in the order
             pos = count if count < kk else kk - 1
             while pos > 0 and s > best[pos - 1]:
                 best[pos] = best[pos - 1]
