@@ -486,3 +486,29 @@ def test_topn_selection_equals_a_plain_sort(n_users, n_items, k, seed):
     assert rel.tolist() == [float((u, i) in held_set) for u, its in expected.items() for i in its]
     ev = task.evaluate(FixedMatrix(matrix))
     assert ev.entry_rank.tolist() == [r + 1 for its in expected.values() for r in range(len(its))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_ratings_ranking_equals_the_plain_sort(n_records, n_users, seed):
+    """The compiled per-user ranking equals the plain computation: records shuffled in the tie
+    order, then stably sorted by user and by score descending (NaN last)."""
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, n_users, n_records)
+    scores = rng.choice([1.0, 2.5, 3.0, 4.0, np.nan, np.inf, -np.inf], n_records)
+    held = HeldOut(users, rng.integers(0, 9, n_records), rng.integers(1, 6, n_records), n_users)
+    ev = evaluate_ratings(FixedPairs(scores), held, 4, tie_seed=seed, errors=False)
+    perm = np.random.default_rng(seed).permutation(n_records)
+    order = perm[np.lexsort((-scores[perm], users[perm]))]
+    assert ev.entry_user.tolist() == users[order].tolist()
+    assert ev.entry_rel.tolist() == held.ratings[order].astype(float).tolist()
+
+
+class FixedPairs(Model):
+    """Scores given per held-out record, in record order."""
+
+    def __init__(self, scores: np.ndarray) -> None:
+        self.scores = scores
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.scores

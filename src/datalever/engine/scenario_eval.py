@@ -24,8 +24,8 @@ from datalever.metrics import (
     Evaluation,
     HeldOut,
     Metric,
+    RatingsTask,
     TopNTask,
-    evaluate_ratings,
     group_value,
     parse_metric,
 )
@@ -103,14 +103,16 @@ class FoldContext:
         return self._held_out
 
     def evaluate(self, model: Model, predicts_ratings: bool | None = None) -> Evaluation:
-        held_out = self.held_out()
         if self.spec.protocol.kind == "data-strikes":
             errors = self.learner.predicts_ratings if predicts_ratings is None else predicts_ratings
-            tie_seed = hash_seed(self.spec.seed, self.fold.index)
-            return evaluate_ratings(
-                model, held_out, self.spec.protocol.relevance_threshold, tie_seed, errors
-            )
+            return self._ratings.evaluate(model, errors)
         return self._topn.evaluate(model)
+
+    # The judging of the fold is prepared once; ties are broken in one order per fold.
+    @functools.cached_property
+    def _ratings(self) -> RatingsTask:
+        tie_seed = hash_seed(self.spec.seed, self.fold.index)
+        return RatingsTask(self.held_out(), self.spec.protocol.relevance_threshold, tie_seed)
 
     @functools.cached_property
     def _topn(self) -> TopNTask:

@@ -5,6 +5,7 @@ from datalever.metrics.evaluation import (
     EVALUATION_VERSION,
     Evaluation,
     HeldOut,
+    RatingsTask,
     TopNTask,
     evaluate_ratings,
     evaluate_topn,
@@ -12,6 +13,7 @@ from datalever.metrics.evaluation import (
 
 __all__ = [
     "EVALUATION_VERSION",
+    "RatingsTask",
     "TopNTask",
     "Evaluation",
     "HeldOut",

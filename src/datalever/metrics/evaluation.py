@@ -79,34 +79,81 @@ def _ideal(held_out: HeldOut, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 def evaluate_ratings(
     model: Model, held_out: HeldOut, relevance_threshold: float, tie_seed: int, errors: bool
 ) -> Evaluation:
-    """Rank each user's held-out ratings by the model's scores (the Data Strikes protocol)."""
-    scores = model.predict(held_out.users, held_out.items)
-    n = len(scores)
-    perm = np.random.default_rng(tie_seed).permutation(n)
-    order = perm[np.lexsort((-scores[perm], held_out.users[perm]))]
-    users = held_out.users[order]
-    rel = held_out.ratings.astype(float)
-    ideal_user, ideal_rank, ideal_rel = _ideal(held_out, rel)
-    n_test = np.bincount(held_out.users, minlength=held_out.n_users)
-    relevant = (rel >= relevance_threshold).astype(float)
-    ev = Evaluation(
-        mode="ratings",
-        n_users=held_out.n_users,
-        entry_user=users,
-        entry_rank=_rank_within_user(users),
-        entry_rel=rel[order],
-        ideal_user=ideal_user,
-        ideal_rank=ideal_rank,
-        ideal_rel=ideal_rel,
-        n_test=n_test,
-        n_relevant=np.bincount(held_out.users, weights=relevant, minlength=held_out.n_users),
-        relevance_threshold=relevance_threshold,
-    )
-    if errors:
-        diff = scores - held_out.ratings
-        ev.sq_error = ev.per_user_sum(held_out.users, diff * diff)
-        ev.abs_error = ev.per_user_sum(held_out.users, np.abs(diff))
-    return ev
+    """Rank each user's held-out ratings by the model's scores (the Data Strikes protocol).
+    See :class:`RatingsTask`."""
+    return RatingsTask(held_out, relevance_threshold, tie_seed).evaluate(model, errors)
+
+
+class RatingsTask:
+    """The Data Strikes judging, prepared once per fold and applied to many models.
+
+    Each user's held-out ratings are ranked by the model's scores, best first; equal scores
+    keep one random order of the records drawn from ``tie_seed`` (the same for every model
+    judged on the fold); NaN scores rank last. What does not depend on the model (the ideal
+    order, counts, the records grouped by user in tie order) is computed here once.
+    """
+
+    def __init__(self, held_out: HeldOut, relevance_threshold: float, tie_seed: int) -> None:
+        self.held_out, self.relevance_threshold = held_out, relevance_threshold
+        perm = np.random.default_rng(tie_seed).permutation(len(held_out.users))
+        # Records grouped by user, in tie order within each user (a stable sort).
+        self.grouped = perm[np.argsort(held_out.users[perm], kind="stable")]
+        self.users = held_out.users[self.grouped]
+        self.ranks = _rank_within_user(self.users)
+        self.bounds = np.r_[0, np.flatnonzero(np.diff(self.users)) + 1, len(self.users)]
+        self.rel = held_out.ratings.astype(float)
+        self.ideal = _ideal(held_out, self.rel)
+        self.n_test = np.bincount(held_out.users, minlength=held_out.n_users)
+        relevant = (self.rel >= relevance_threshold).astype(float)
+        self.n_relevant = np.bincount(held_out.users, weights=relevant, minlength=held_out.n_users)
+
+    def evaluate(self, model: Model, errors: bool) -> Evaluation:
+        held_out = self.held_out
+        scores = np.asarray(model.predict(held_out.users, held_out.items), dtype=np.float64)
+        order = self.grouped[_sort_segments(scores[self.grouped], self.bounds)]
+        ideal_user, ideal_rank, ideal_rel = self.ideal
+        ev = Evaluation(
+            mode="ratings",
+            n_users=held_out.n_users,
+            entry_user=self.users,
+            entry_rank=self.ranks,
+            entry_rel=self.rel[order],
+            ideal_user=ideal_user,
+            ideal_rank=ideal_rank,
+            ideal_rel=ideal_rel,
+            n_test=self.n_test,
+            n_relevant=self.n_relevant,
+            relevance_threshold=self.relevance_threshold,
+        )
+        if errors:
+            diff = scores - held_out.ratings
+            ev.sq_error = ev.per_user_sum(held_out.users, diff * diff)
+            ev.abs_error = ev.per_user_sum(held_out.users, np.abs(diff))
+        return ev
+
+
+@numba.njit(cache=True, nogil=True)
+def _sort_segments(scores, bounds):  # pragma: no cover - compiled
+    """Positions that sort each segment ``bounds[s]:bounds[s+1]`` by score, highest first,
+    stably (equal scores keep their order), NaN last: an insertion sort, as segments (one
+    user's held-out ratings) are short."""
+    out = np.arange(len(scores))
+    for s in range(len(bounds) - 1):
+        lo, hi = bounds[s], bounds[s + 1]
+        for a in range(lo + 1, hi):
+            cur = out[a]
+            v = scores[cur]
+            b = a
+            # move left past entries that rank strictly lower (NaN ranks below everything)
+            while b > lo:
+                w = scores[out[b - 1]]
+                if v > w or (w != w and v == v):
+                    out[b] = out[b - 1]
+                    b -= 1
+                else:
+                    break
+            out[b] = cur
+    return out
 
 
 #: Part of every scenario key: bumped when a change here changes what a model is judged to
