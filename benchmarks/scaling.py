@@ -31,6 +31,7 @@ The exit status is non-zero when a piece fails, runs out of time, or exceeds the
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import statistics
@@ -90,6 +91,10 @@ def run_piece(n_records: int, learner_name: str, fractions: list[float], samples
         test.users[:10], test.items[:10]
     )
     learner.fit(small).predict(test.users[:10], test.items[:10])
+    # The small piece keeps the data's shape, so its fast path holds full-size statistics
+    # (item-KNN: three n_items² matrices): dropped before anything is measured.
+    del warm
+    gc.collect()
 
     # As the engine does (FoldContext.build): the plain base model is fitted, used and dropped
     # before the fast path is prepared, so the two are never in memory together.

@@ -209,6 +209,34 @@ def test_movielens_strike_of_30_percent(learner, ml100k_fold0):
     )
 
 
+def test_ease_update_in_small_chunks_and_without_cached_products(ml100k_fold0, monkeypatch):
+    """EASE's fast path bounds memory two ways at scale: predictions gather users' rows in
+    chunks, and ``X P`` and ``X P Xᵀ`` are recomputed per use when too large to keep. Forced
+    here on MovieLens-100K (tiny chunks, no cache), a partial strike and additions still equal
+    a plain fit."""
+    from datalever.learners import ease
+
+    monkeypatch.setattr(ease, "_BLOCK", 5_000)
+    monkeypatch.setattr(ease._EASEPath, "cache_bytes", 0)
+    base = ml100k_fold0
+    rng = np.random.default_rng(7)
+    struck = rng.choice(base.n_users, 60, replace=False)
+    removed = np.flatnonzero(np.isin(base.users, struck) & (rng.random(len(base)) < 0.7))
+    added = base.subset(rng.choice(len(base), 40, replace=False))
+    delta = Delta(removed, added)
+    learner = EASE()
+    fast = learner.fast_path(base)
+    assert fast.a is None and fast.k is None
+    (model,) = fit_scenarios(learner, base, [delta], fast)
+    plain = learner.fit(delta.apply(base))
+    users = np.concatenate([struck[:10], rng.choice(base.n_users, 30, replace=False)])
+    uu, ii = np.repeat(users, base.n_items), np.tile(np.arange(base.n_items), len(users))
+    np.testing.assert_allclose(model.predict(uu, ii), plain.predict(uu, ii), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        model.score_users(users), plain.score_users(users), rtol=1e-9, atol=1e-12
+    )
+
+
 # ----------------------------------------------------------------------------- the engine
 
 ENGINE_SPEC = """

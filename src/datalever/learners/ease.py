@@ -359,8 +359,16 @@ class _UpdatedEASEModel(Model):
         # X' P per pair, gathering only P's rows of the user's items.
         xp = EASEModel(self.x, self.path.inverse).predict(users[ok], it)
         if self.right.shape[0]:
-            y = self._coefficients(uniq)
-            xp += np.einsum("ij,ji->i", y[inv], self.right[:, it])
+            # In chunks of users, so that their rows of X P (n_items wide) stay small.
+            step = max(1, _BLOCK // max(self.n_items, self.right.shape[0]))
+            by_user = np.argsort(inv, kind="stable")
+            bounds = np.searchsorted(inv[by_user], np.arange(0, len(uniq) + step, step))
+            for c, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+                pairs = by_user[lo:hi]
+                y = self._coefficients(uniq[c * step : (c + 1) * step])
+                xp[pairs] += np.einsum(
+                    "ij,ji->i", y[inv[pairs] - c * step], self.right[:, it[pairs]]
+                )
         scores = np.asarray(self.x[users[ok], it]).ravel() - xp / self.diag[it]
         scores[self.dead[it]] = 0.0
         out[ok] = scores

@@ -84,12 +84,71 @@ def pair_statistics(
     """The sufficient statistics of the similarities between the x, as dense ``(n_x, n_x)``
     sums over the common y: ``freq`` (record pairs), ``prods`` (sum r_x r_x') and ``sq``
     (sum r_x^2, row x, column x'). Each is a sum over y of one y's contribution, which is what
-    lets a fast path subtract and add the contributions of the y a delta touches."""
-    count, rating, square = record_matrices(xs, ys, rs, n_x, n_y)
-    freq = (count @ count.T).toarray()
-    prods = (rating @ rating.T).toarray()
-    sq = (square @ count.T).toarray()
-    return freq, prods, sq
+    lets a fast path subtract and add the contributions of the y a delta touches. Computed in
+    blocks of rows, so no sparse product of the whole matrix is ever held."""
+    stats = tuple(np.empty((n_x, n_x)) for _ in range(3))
+    for rows, freq, prods, sq, _ in statistic_blocks(record_matrices(ys, xs, rs, n_y, n_x)):
+        for whole, block in zip(stats, (freq, prods, sq), strict=True):
+            whole[rows] = block
+    return stats
+
+
+#: Entries of each statistic computed at once (with 4 statistics, 32 MiB of float64 per block).
+_STAT_BLOCK = 1 << 20
+
+
+def statistic_blocks(
+    records: tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix],
+    weights: np.ndarray | None = None,
+    base: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The statistics of the similarities between the x, a block of rows at a time.
+
+    ``records`` are the (count, rating, squared rating) matrices with one row per y and one
+    column per x (:func:`record_matrices`), each y's contribution scaled by ``weights`` (±1 to
+    subtract or add a touched user's records) and added to the dense ``base`` statistics.
+    Yields ``(rows, freq, prods, sq, sq_t)`` with ``sq_t[a, b] = sq[b, a]``. Memory is one
+    block of each statistic, not the sparse product of the whole matrix, which at 10 million
+    records held more than the dense result.
+    """
+    count, rating, square = records
+    n = count.shape[1]
+    if weights is not None:
+        scale = sp.diags(np.asarray(weights, dtype=np.float64))
+        count_w, rating_w, square_w = ((scale @ m).tocsr() for m in (count, rating, square))
+    else:
+        count_w, rating_w, square_w = count, rating, square
+    count_t, rating_t, square_t = (m.T.tocsr() for m in (count, rating, square))
+    step = max(1, _STAT_BLOCK // max(n, 1))
+    for lo in range(0, n, step):
+        rows = slice(lo, min(n, lo + step))
+        freq = (count_t[rows] @ count_w).toarray()
+        prods = (rating_t[rows] @ rating_w).toarray()
+        sq = (square_t[rows] @ count_w).toarray()
+        sq_t = (count_t[rows] @ square_w).toarray()
+        if base is not None:  # the delta first, then the base: the order add_products used
+            freq += base[0][rows]
+            prods += base[1][rows]
+            sq += base[2][rows]
+            sq_t += base[2][:, rows].T
+        yield rows, freq, prods, sq, sq_t
+
+
+def similarity_from_records(
+    records: tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix],
+    measure: str,
+    weights: np.ndarray | None = None,
+    base: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Dense similarities between the x from :func:`statistic_blocks`, finalized block by
+    block (so the whole statistics are never formed), ``sim(x, x) = 1``."""
+    _check_measure(measure)
+    n = records[0].shape[1]
+    sim = np.empty((n, n))
+    for rows, freq, prods, sq, sq_t in statistic_blocks(records, weights, base):
+        _similarities(freq, prods, sq, sq_t, measure == "msd", sim[rows])
+    np.fill_diagonal(sim, 1.0)
+    return sim
 
 
 def finalize_similarity(
@@ -137,9 +196,7 @@ def similarity_matrix(
     xs: np.ndarray, ys: np.ndarray, rs: np.ndarray, n_x: int, n_y: int, measure: str = "msd"
 ) -> np.ndarray:
     """Dense ``(n_x, n_x)`` Surprise similarities between the x of records ``(xs, ys, rs)``."""
-    _check_measure(measure)
-    freq, prods, sq = pair_statistics(xs, ys, rs, n_x, n_y)
-    return _similarity_from_statistics(freq, prods, sq, measure)
+    return similarity_from_records(record_matrices(ys, xs, rs, n_y, n_x), measure)
 
 
 def _similarity_from_statistics(
@@ -595,18 +652,16 @@ class _ItemKNNPath(_KNNPath):
         exact = self.grid is not None and _exact_sums(
             self.grid, _rating_grid(t.added_arrays()[2]), self.per_item + n_added
         )
+        measure = self.learner.similarity
         if exact and t.update_work <= t.scratch_work:
             rows, items, ratings, signs = _stacked(t)
-            count, rating, square = record_matrices(rows, items, ratings, len(signs), base.n_items)
-            freq = add_products(self.stats[0], count, count, signs)
-            prods = add_products(self.stats[1], rating, rating, signs)
-            sq = add_products(self.stats[2], square, count, signs)
-        else:
-            train = delta.apply(base)
-            freq, prods, sq = pair_statistics(
-                train.items, train.users, train.ratings, base.n_items, base.n_users
-            )
-        return _similarity_from_statistics(freq, prods, sq, self.learner.similarity)
+            records = record_matrices(rows, items, ratings, len(signs), base.n_items)
+            return similarity_from_records(records, measure, signs, self.stats)
+        train = delta.apply(base)
+        records = record_matrices(
+            train.users, train.items, train.ratings, base.n_users, base.n_items
+        )
+        return similarity_from_records(records, measure)
 
 
 def _rating_grid(ratings: np.ndarray) -> tuple[int, float] | None:
