@@ -119,7 +119,11 @@ class FoldContext:
         base = self.base_training_set()
         tie_seed = hash_seed(self.spec.seed, self.fold.index)
         return TopNTask(
-            self.held_out(), base.users, base.items, self.spec.protocol.list_length, 512, tie_seed
+            self.held_out(),
+            base.users,
+            base.items,
+            self.spec.protocol.list_length,
+            tie_seed=tie_seed,
         )
 
     def per_user(self, ev: Evaluation) -> dict[str, tuple[np.ndarray, np.ndarray]]:

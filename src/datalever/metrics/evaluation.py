@@ -167,7 +167,7 @@ def evaluate_topn(
     known_users: np.ndarray,
     known_items: np.ndarray,
     k: int,
-    batch: int = 512,
+    batch: int | None = None,
     tie_seed: int = 0,
 ) -> Evaluation:
     """Recommend the top ``k`` unknown items to each held-out user (per-user holdout protocol).
@@ -195,15 +195,17 @@ class TopNTask:
         known_users: np.ndarray,
         known_items: np.ndarray,
         k: int,
-        batch: int = 512,
+        batch: int | None = None,
         tie_seed: int = 0,
     ) -> None:
-        self.held_out, self.k, self.batch = held_out, k, batch
+        self.held_out, self.k = held_out, k
         self.tie_seed = tie_seed
         self._tie_orders: dict[int, np.ndarray] = {}
         self.test_users = np.unique(held_out.users)
         n_items = int(max(held_out.items.max(initial=0), known_items.max(initial=0))) + 1
         self.n_items = n_items
+        # Users scored per call of ``score_users``: every one at once, up to 2^22 scores.
+        self.batch = batch or max(1, (1 << 22) // max(n_items, 1))
         # Each test user's known items and held-out items, as sorted runs (CSR-like).
         self.known_ptr, self.known_items = _runs(
             self.test_users, np.asarray(known_users), np.asarray(known_items)
