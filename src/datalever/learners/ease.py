@@ -176,13 +176,14 @@ class _EASEPath(FastPath):
     ``P'`` itself is never formed. The scores are ``X' B' = X' - (X' P') D'⁻¹`` (``D'`` the
     diagonal of ``P'``; the ``X'`` term is Steck's ``diag(B) = 0``), with
     ``X' P' = X' P + (X' (U P)ᵀ) Q (U P)``. The fold keeps ``P``, ``A = X P`` and
-    ``K = X P Xᵀ`` (while they fit in memory): an untouched user's row of ``X' P`` is its row
-    of ``A``, a removed row of ``U P`` is a row of ``A``, and ``U P Uᵀ`` and ``X' (U P)ᵀ`` over
-    removed rows are blocks of ``K``. A strike therefore costs a k-by-k Cholesky factor, a
-    triangular solve with ``n_items`` right-hand sides (``k² n_items``) and, per scored user,
-    ``k · n_items``, instead of the ``n_items³`` inverse and the full sparse product of a
-    plain fit. Deltas with more rows (about ``k > 0.6 n_items``, see :func:`_update_is_cheaper`)
-    recompute ``G`` and invert it as a plain fit does.
+    ``K = X P Xᵀ`` (while they fit in memory and, for ``K``, take bounded work): an
+    untouched user's row of ``X' P`` is its row of ``A``, a removed row of ``U P`` is a row
+    of ``A``, and ``U P Uᵀ`` and ``X' (U P)ᵀ`` over removed rows are blocks of ``K``. A
+    strike therefore costs a k-by-k Cholesky factor and its inverse, a triangular product with
+    ``n_items`` columns (``k² n_items``) and, per scored user, ``k · n_items``, instead of the
+    ``n_items³`` inverse and the full sparse product of a plain fit. Deltas with more rows
+    (about ``k > 0.6 n_items``, see :func:`_update_is_cheaper`) recompute ``G`` and invert it
+    as a plain fit does.
 
     This is exact algebra; in floating point the scores agree with a plain fit's to about
     1e-12 relative (tests/test_fast_paths.py checks 1e-9). An item left with no records has,
@@ -194,6 +195,11 @@ class _EASEPath(FastPath):
     #: ``A`` and ``K`` are kept only while each is at most this many bytes; above it their
     #: rows are computed when needed (the same numbers, more work per scenario).
     cache_bytes = 1 << 30
+    #: ``K`` is computed whole only when that takes at most this many multiply-adds (its
+    #: cost is ``nnz(X) · n_users``, about 5 s at 2^32); beyond, each scenario computes what it
+    #: needs from its own touched rows instead (``nnz(touched rows) · k``). Measured on 1M
+    #: records, ``K`` repays its cost within about 15 scenarios of the fold.
+    k_work = 1 << 33
 
     def __init__(self, learner: EASE, base: TrainingSet) -> None:
         self.learner = learner
@@ -203,24 +209,31 @@ class _EASEPath(FastPath):
         self.gram = gram_matrix(self.x)
         self.item_counts = np.diag(self.gram).copy()
         self.inverse = regularized_inverse(self.gram.copy(), learner.regularization)
+
+    @functools.cached_property
+    def a(self) -> np.ndarray | None:
+        """``A = X P`` (every user's row of ``X P``), computed on first use, or ``None`` when
+        larger than :attr:`cache_bytes`. Scoring every user needs all of it per scenario."""
         n_users, n_items = self.x.shape
-        self.a = self.k = None
-        if n_users * n_items * 8 <= self.cache_bytes:
-            self.a = np.asarray(self.x @ self.inverse)
-            if n_users * n_users * 8 <= self.cache_bytes:
-                self.k = np.ascontiguousarray(np.asarray(self.x @ self.a.T).T)
+        if n_users * n_items * 8 > self.cache_bytes:
+            return None
+        return np.asarray(self.x @ self.inverse)
+
+    @functools.cached_property
+    def k(self) -> np.ndarray | None:
+        """``K = X P Xᵀ`` when it fits :attr:`cache_bytes` and takes at most :attr:`k_work`."""
+        n_users = self.x.shape[0]
+        if n_users * n_users * 8 > self.cache_bytes or self.x.nnz * n_users > self.k_work:
+            return None
+        if self.a is None:  # K is built from A
+            return None
+        return np.ascontiguousarray(np.asarray(self.x @ self.a.T).T)
 
     def xp_rows(self, users: np.ndarray) -> np.ndarray:
         """Rows ``X[users] P`` (a new array)."""
         if self.a is not None:
             return self.a[users]
         return np.asarray(self.x[users] @ self.inverse)
-
-    def k_block(self, users: np.ndarray, others: np.ndarray) -> np.ndarray:
-        """The block ``X[users] P X[others]ᵀ`` of ``K``."""
-        if self.k is not None:
-            return self.k[np.ix_(users, others)]
-        return np.asarray(self.x[others] @ self.xp_rows(users).T).T
 
     def fit_many(self, deltas: Sequence[Delta]) -> Iterator[Model]:
         for delta in deltas:
@@ -274,7 +287,10 @@ class _UpdatedEASEModel(Model):
         new_p = np.asarray(new @ path.inverse)
         up = np.vstack([new_p, path.xp_rows(old_users)])  # U P
         inner = np.empty((k, k))  # C⁻¹ + U P Uᵀ, C⁻¹ = C
-        inner[m:, m:] = path.k_block(old_users, old_users)
+        if path.k is not None:
+            inner[m:, m:] = path.k[np.ix_(old_users, old_users)]
+        else:  # X_old P X_oldᵀ from the old rows of U P
+            inner[m:, m:] = np.asarray(path.x[old_users] @ up[m:].T)
         if m:
             inner[:m, :m] = np.asarray(new @ new_p.T)
             cross = np.asarray(path.x[old_users] @ new_p.T)
@@ -311,7 +327,7 @@ class _UpdatedEASEModel(Model):
         else:  # the removed rows' part is a block of K
             m = self.new.shape[0]
             y = np.empty((len(users), m + len(self.old_users)))
-            y[:, m:] = self.path.k_block(users, self.old_users)
+            y[:, m:] = self.path.k[np.ix_(users, self.old_users)]
             if m:
                 y[:, :m] = np.asarray(self.new @ self.path.xp_rows(users).T).T
             moved = np.flatnonzero(self.touched[users])
