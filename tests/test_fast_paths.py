@@ -237,6 +237,24 @@ def test_ease_update_in_small_chunks_and_without_cached_products(ml100k_fold0, m
     )
 
 
+def test_ease_items_left_without_records_score_exactly_as_a_plain_fit(ml100k_fold0):
+    """When a strike removes every record of an item, a plain fit scores it exactly 0 for
+    everyone; the rank-k update must too (not ±1e-17), or ties would fall differently."""
+    base = ml100k_fold0
+    counts = np.bincount(base.items, minlength=base.n_items)
+    rare = np.flatnonzero((counts > 0) & (counts <= 2))[:5]
+    struck = np.unique(base.users[np.isin(base.items, rare)])
+    delta = Delta(np.flatnonzero(np.isin(base.users, struck)))
+    learner = EASE()
+    (model,) = fit_scenarios(learner, base, [delta], learner.fast_path(base))
+    assert model.__class__.__name__ == "_UpdatedEASEModel"  # the rank-k path, not a refit
+    plain = learner.fit(delta.apply(base))
+    users = np.arange(base.n_users)
+    fast_scores, plain_scores = model.score_users(users), plain.score_users(users)
+    assert np.all(plain_scores[:, rare] == 0.0)
+    assert np.array_equal(fast_scores[:, rare], plain_scores[:, rare])
+
+
 # ----------------------------------------------------------------------------- the engine
 
 ENGINE_SPEC = """
