@@ -294,32 +294,41 @@ def _runs(keys: np.ndarray, users: np.ndarray, items: np.ndarray) -> tuple[np.nd
 def _top_k(scores, known_ptr, known, test_ptr, test, order, k):  # pragma: no cover - compiled
     """Per row: the ``k`` best items not in the row's ``known`` run, best first (of equal
     scores, the one earlier in ``order``), their count, and whether each is in the row's
-    ``test`` run."""
+    ``test`` run. The row is read in index order; ties compare positions in ``order``."""
     rows, n_items = scores.shape
     kk = min(k, n_items)
     top = np.zeros((rows, kk), dtype=np.int64)
     length = np.zeros(rows, dtype=np.int64)
     rel = np.zeros((rows, kk), dtype=np.bool_)
     best = np.empty(kk)
+    best_pos = np.empty(kk, dtype=np.int64)
+    position = np.empty(n_items, dtype=np.int64)
+    for o in range(n_items):
+        position[order[o]] = o
     blocked = np.zeros(n_items, dtype=np.bool_)
     for r in range(rows):
         for e in range(known_ptr[r], known_ptr[r + 1]):
             blocked[known[e]] = True
         count = 0
-        # Until k items are in, any score above -inf enters (NaN compares False).
-        threshold = -np.inf
-        for o in range(n_items):
-            j = order[o]
+        threshold = -np.inf  # until k items are in, anything above -inf (NaN compares False)
+        for j in range(n_items):
             s = scores[r, j]
-            if not (s > threshold) or blocked[j]:
-                continue  # an equal score keeps the item earlier in the order
-            pos = count if count < kk else kk - 1
-            while pos > 0 and s > best[pos - 1]:
-                best[pos] = best[pos - 1]
-                top[r, pos] = top[r, pos - 1]
-                pos -= 1
-            best[pos] = s
-            top[r, pos] = j
+            if not (s >= threshold) or s == -np.inf or blocked[j]:
+                continue
+            p = position[j]
+            if count == kk and s == threshold and p > best_pos[kk - 1]:
+                continue  # ties with the k-th but later in the order
+            slot = count if count < kk else kk - 1
+            while slot > 0 and (
+                s > best[slot - 1] or (s == best[slot - 1] and p < best_pos[slot - 1])
+            ):
+                best[slot] = best[slot - 1]
+                best_pos[slot] = best_pos[slot - 1]
+                top[r, slot] = top[r, slot - 1]
+                slot -= 1
+            best[slot] = s
+            best_pos[slot] = p
+            top[r, slot] = j
             if count < kk:
                 count += 1
             if count == kk:
