@@ -47,6 +47,7 @@ from datalever.data.contributions import TrainingSet
 from datalever.errors import DataleverError
 from datalever.learners.base import Delta, FastPath, Learner, Model
 from datalever.learners.baselines import RecordTotals, removed_positions
+from datalever.learners.parallel import parallel_kernel
 
 SIMILARITIES = ("msd", "cosine")
 #: Largest number of (query, candidate) similarity entries handled at once, to bound memory.
@@ -305,16 +306,17 @@ def _top_k(row, cand_x, cand_r, lo, m, k, buf, work, tie):  # pragma: no cover
     return num, den, count + n_tie
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def _grid(sim, cand_x, cand_r, y_ptr, xs, ys, k, min_k, fallback, out):  # pragma: no cover
     """``out[a, b]`` = estimate of x ``xs[a]`` from y ``ys[b]``'s candidates, by the rule of
-    :meth:`KNNModel._estimate`, compiled so that a full top-N grid needs no temporaries."""
-    buf = np.empty(cand_x.shape[0])
-    work = np.empty(cand_x.shape[0])
-    tie = np.empty(cand_x.shape[0], dtype=np.int64)
-    for b in range(ys.shape[0]):
+    :meth:`KNNModel._estimate`, compiled for a full top-N grid; in parallel over the y (each
+    column of ``out`` is one y's, computed exactly as alone)."""
+    for b in numba.prange(ys.shape[0]):
         lo = y_ptr[ys[b]]
         m = y_ptr[ys[b] + 1] - lo
+        buf = np.empty(m)
+        work = np.empty(m)
+        tie = np.empty(m, dtype=np.int64)
         for a in range(xs.shape[0]):
             num, den, count = _top_k(sim[xs[a]], cand_x, cand_r, lo, m, k, buf, work, tie)
             out[a, b] = num / den if count >= min_k and count > 0 else fallback
@@ -409,17 +411,18 @@ class KNNModel(Model):
             else:  # x = item, y = user: fill the transposed grid
                 block = np.empty((len(cols), len(rows)))
                 args = (cols, users[rows])
-            _grid(
-                self.sim,
-                self.cand_x,
-                self.cand_r,
-                self.y_ptr,
-                *args,
-                self.k,
-                self.min_k,
-                self.global_mean,
-                block,
-            )
+            with parallel_kernel():
+                _grid(
+                    self.sim,
+                    self.cand_x,
+                    self.cand_r,
+                    self.y_ptr,
+                    *args,
+                    self.k,
+                    self.min_k,
+                    self.global_mean,
+                    block,
+                )
             out[np.ix_(rows, cols)] = block if self.user_based else block.T
         return np.clip(out, *self.scale)
 

@@ -30,21 +30,13 @@ plain fit on ``delta.apply(base)`` exactly (same operations in the same order, b
 one machine: numba compiles for the host CPU, so another CPU's vector width can round
 differently).
 
-**Threads.** The kernel is the only ``parallel=True`` function in datalever. Numba's default
-threading layer on Linux without TBB is GNU OpenMP, which is not fork safe: a process that has
-used it cannot fork worker processes that use it again (the engine's worker pool forks). Unless
-the user chose a layer (``NUMBA_THREADING_LAYER`` or ``numba.config.THREADING_LAYER``), we ask for
-a ``"forksafe"`` layer before the kernel first runs (TBB if installed, else numba's
-``workqueue``); ``workqueue`` is not thread safe, so calls of the kernel are serialised by a lock
-(another ``parallel=True`` function run concurrently from another thread is not covered). Each
-process runs up to ``NUMBA_NUM_THREADS`` kernel threads (default: one per core); with several
-worker processes, ``NUMBA_NUM_THREADS=1`` avoids oversubscribing the cores.
+**Threads.** The kernel runs in parallel over scenarios, through
+:func:`datalever.learners.parallel.parallel_kernel` (a fork-safe threading layer, one kernel
+call at a time); with several worker processes, each runs one thread.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator, Sequence
 
 import numba
@@ -52,6 +44,7 @@ import numpy as np
 
 from datalever.data.contributions import TrainingSet
 from datalever.learners.base import Delta, FastPath, Learner, Model
+from datalever.learners.parallel import parallel_kernel
 
 #: Let LLVM reorder and vectorise floating-point arithmetic in the kernel (the factor dot
 #: product becomes a vector reduction). Plain and batched fits run the same compiled kernel,
@@ -109,19 +102,6 @@ def _sgd_batch(
                     q[f] = decay * qf + step * pf
 
 
-_KERNEL_LOCK = threading.Lock()
-
-
-def _choose_threading_layer() -> None:
-    """Ask numba for a fork-safe threading layer, unless one is chosen or already running."""
-    if "NUMBA_THREADING_LAYER" in os.environ or numba.config.THREADING_LAYER != "default":
-        return
-    try:
-        numba.threading_layer()  # raises ValueError until a layer has been launched
-    except ValueError:
-        numba.config.THREADING_LAYER = "forksafe"
-
-
 def _kernel_array(a, dtype) -> np.ndarray:
     # numba compiles a separate specialisation for read-only or non-contiguous arrays
     a = np.ascontiguousarray(a, dtype=dtype)
@@ -145,8 +125,7 @@ def _run_kernel(users, items, ratings, active, mu, bu, bi, pu, qi, n_epochs, lr,
     for a in (bu, bi, pu, qi):
         if a.dtype != _DTYPE or not a.flags.c_contiguous or not a.flags.writeable:
             raise ValueError(f"parameters must be writeable C-contiguous {_DTYPE.__name__} arrays")
-    with _KERNEL_LOCK:
-        _choose_threading_layer()
+    with parallel_kernel():
         _sgd_batch(*args, bu, bi, pu, qi, int(n_epochs), _DTYPE(lr), _DTYPE(reg))
 
 
