@@ -237,6 +237,25 @@ def test_ease_update_in_small_chunks_and_without_cached_products(ml100k_fold0, m
     )
 
 
+def test_ease_predictions_in_small_chunks_with_cached_products(ml100k_fold0, monkeypatch):
+    """Chunked predictions through the fold's cached ``K`` (strikes: the Cholesky update)."""
+    from datalever.learners import ease
+
+    monkeypatch.setattr(ease, "_BLOCK", 3_000)
+    base = ml100k_fold0
+    rng = np.random.default_rng(11)
+    struck = rng.choice(base.n_users, 150, replace=False)
+    delta = Delta(np.flatnonzero(np.isin(base.users, struck)))
+    learner = EASE()
+    fast = learner.fast_path(base)
+    (model,) = fit_scenarios(learner, base, [delta], fast)
+    assert fast.k is not None
+    plain = learner.fit(delta.apply(base))
+    pairs = rng.choice(len(base), 4_000, replace=False)
+    uu, ii = base.users[pairs].astype(np.int64), base.items[pairs].astype(np.int64)
+    np.testing.assert_allclose(model.predict(uu, ii), plain.predict(uu, ii), rtol=1e-9, atol=1e-12)
+
+
 def test_ease_items_left_without_records_score_exactly_as_a_plain_fit(ml100k_fold0):
     """When a strike removes every record of an item, a plain fit scores it exactly 0 for
     everyone; the rank-k update must too (not ±1e-17), or ties would fall differently."""

@@ -512,3 +512,8 @@ class FixedPairs(Model):
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.scores
+
+
+def test_a_top_n_list_needs_at_least_one_entry():
+    with pytest.raises(ValueError, match="k >= 1"):
+        TopNTask(TOPN_HELD_OUT, KNOWN_USERS, KNOWN_ITEMS, k=0)

@@ -260,3 +260,29 @@ def test_engine_helper_uses_the_fast_path():
     plain = list(fit_scenarios(learner, base, ds, None))
     for a, b in zip(fast, plain, strict=True):
         assert_same_model(a, b)
+
+
+def test_predictions_for_codes_outside_the_training_ranges_leave_their_terms_out():
+    """An unknown user or item (out of range, or without records) contributes nothing, as in
+    Surprise; in-range pairs are mu + biases + the factor dot product."""
+    rng = np.random.default_rng(0)
+    train = TrainingSet(
+        rng.integers(0, 5, 60).astype(np.int32),
+        rng.integers(0, 7, 60).astype(np.int32),
+        rng.integers(1, 6, 60).astype(np.float64),
+        5,
+        7,
+    )
+    model = BiasedMF(n_factors=3, n_epochs=2).fit(train)
+    users = np.array([1, 1, 99, -3, 99])
+    items = np.array([2, 50, 2, 2, -1])
+    got = model.predict(users, items)
+    lo, hi = model.rating_scale
+    expected = [
+        model.mu + model.bu[1] + model.bi[2] + model.pu[1] @ model.qi[2],
+        model.mu + model.bu[1],
+        model.mu + model.bi[2],
+        model.mu + model.bi[2],
+        model.mu,
+    ]
+    np.testing.assert_allclose(got, np.clip(expected, lo, hi), rtol=1e-12)

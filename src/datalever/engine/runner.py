@@ -57,7 +57,6 @@ def _init_worker_process(data: Contributions) -> None:
     """In a pool the processes share the cores: each runs its compiled loops and its BLAS on
     one thread (several BLAS threads per worker would fight over the same cores)."""
     import numba
-    from threadpoolctl import threadpool_limits
 
     numba.set_num_threads(1)
     threadpool_limits(1)
@@ -92,11 +91,15 @@ def _run_batch(
         contexts[key] = FoldContext.build(spec, data, fold, learner_index, path)
         while len(contexts) > 2:  # bounded memory: batches arrive ordered by (learner, fold)
             contexts.popitem(last=False)
-    # A scenario is many mid-sized BLAS calls, which ran twice as fast on one thread as on two
-    # here (threads hand off more than they share); the fold set-up's large inverse above keeps
-    # every thread. Pool workers run on one thread throughout.
+    # A fast-path scenario is many mid-sized BLAS calls, which ran twice as fast on one thread
+    # as on two here (threads hand off more than they share); the fold set-up's large inverse
+    # above, and plain refits, keep every thread (a fast path's occasional refit, such as
+    # EASE's for a very large delta, runs on one). Pool workers run on one thread throughout.
+    context = contexts[key]
+    if context.fast is None:
+        return context.run(batch)
     with threadpool_limits(1, user_api="blas"):
-        return contexts[key].run(batch)
+        return context.run(batch)
 
 
 class Executor:

@@ -353,11 +353,10 @@ class _UpdatedEASEModel(Model):
             low_rank = np.zeros((0, self.n_items))
         moved = np.flatnonzero(self.touched[rows])
         xp = self.path.xp_rows(rows) if self.path.a is None else self.path.a
-        source = rows if self.path.a is not None else np.arange(len(rows))
-        if len(moved):  # touched users' rows of X' P are not rows of A
-            xp = np.vstack([xp, np.asarray(self.x[rows[moved]] @ self.path.inverse)])
-            source = source.copy()
-            source[moved] = len(xp) - len(moved) + np.arange(len(moved))
+        source = rows.copy() if self.path.a is not None else np.arange(len(rows))
+        # Touched users' rows of X' P are not rows of A: computed, and marked -1 - index.
+        moved_xp = np.asarray(self.x[rows[moved]] @ self.path.inverse)
+        source[moved] = -1 - np.arange(len(moved))
         out = np.empty((len(users), self.n_items))
         _assemble_scores(
             out,
@@ -365,6 +364,7 @@ class _UpdatedEASEModel(Model):
             rows,
             source,
             xp,
+            moved_xp,
             low_rank,
             1.0 / self.diag,
             self.dead,
@@ -385,16 +385,15 @@ class _UpdatedEASEModel(Model):
         # X' P per pair, gathering only P's rows of the user's items.
         xp = EASEModel(self.x, self.path.inverse).predict(users[ok], it)
         if self.right.shape[0]:
-            # In chunks of users, so that their rows of X P (n_items wide) stay small.
+            # In chunks of pairs (by user), so that the gathered columns of the rank-k part
+            # (k per pair) and the users' coefficients stay below _BLOCK entries.
             step = max(1, _BLOCK // max(self.n_items, self.right.shape[0]))
             by_user = np.argsort(inv, kind="stable")
-            bounds = np.searchsorted(inv[by_user], np.arange(0, len(uniq) + step, step))
-            for c, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-                pairs = by_user[lo:hi]
-                y = self._coefficients(uniq[c * step : (c + 1) * step])
-                xp[pairs] += np.einsum(
-                    "ij,ji->i", y[inv[pairs] - c * step], self.right[:, it[pairs]]
-                )
+            for lo in range(0, len(by_user), step):
+                pairs = by_user[lo : lo + step]
+                chunk_users, at = np.unique(inv[pairs], return_inverse=True)
+                y = self._coefficients(uniq[chunk_users])
+                xp[pairs] += np.einsum("ij,ji->i", y[at], self.right[:, it[pairs]])
         scores = np.asarray(self.x[users[ok], it]).ravel() - xp / self.diag[it]
         scores[self.dead[it]] = 0.0
         out[ok] = scores
@@ -404,7 +403,9 @@ class _UpdatedEASEModel(Model):
 def _update_is_cheaper(k: int, n_items: int) -> bool:
     """Whether a rank-k update (Cholesky factor and inverse, ``2k³/3``, and the triangular
     product, ``k² n``) costs less than half a fresh inverse (``n³``): the update's products run
-    slower per operation than one large factorisation (measured at 10M records)."""
+    slower per operation than one large factorisation (measured at 10M records). Scoring adds
+    ``k · n_items`` per scored user, which this rule leaves out: near the threshold, judging
+    every user can cost more than the refit saves."""
     return 2 * k**3 / 3 + k * k * n_items < n_items**3 / 2
 
 
@@ -420,16 +421,17 @@ def _lower_cholesky_inverse(a: np.ndarray) -> np.ndarray:
 
 @numba.njit(cache=True, nogil=True)
 def _assemble_scores(
-    out, at, users, source, xp, low_rank, inv_diag, dead, indptr, indices
+    out, at, users, source, xp, moved_xp, low_rank, inv_diag, dead, indptr, indices
 ):  # pragma: no cover - compiled
     """One pass writing ``X' - (X' P') D'⁻¹`` per scored user (row ``at[r]`` of ``out``) and
-    zeros for everyone else; ``X' P'`` is ``xp[source[r]]`` plus the rank-k part."""
+    zeros for everyone else; ``X' P'`` is ``xp[source[r]]`` (``moved_xp[-1 - source[r]]`` for
+    a negative source) plus the rank-k part."""
     out[:] = 0.0
     n_items = out.shape[1]
     has_low_rank = low_rank.shape[0] > 0
     for r in range(len(users)):
         row = out[at[r]]
-        base = xp[source[r]]
+        base = xp[source[r]] if source[r] >= 0 else moved_xp[-1 - source[r]]
         for j in range(n_items):
             v = base[j]
             if has_low_rank:

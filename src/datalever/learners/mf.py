@@ -111,15 +111,16 @@ def _kernel_array(a, dtype) -> np.ndarray:
 def _run_kernel(users, items, ratings, active, mu, bu, bi, pu, qi, n_epochs, lr, reg) -> None:
     """Run :func:`_sgd_batch` on arrays of exactly the types both paths use (so both run one
     compiled specialisation), serialised across threads."""
-    scenario, positions = np.nonzero(active)  # row by row, positions ascending
+    # Each scenario's active positions, ascending, row after row (int32: 4 bytes per record).
+    positions = np.concatenate([np.flatnonzero(row).astype(np.int32) for row in active])
     ptr = np.zeros(len(active) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(scenario, minlength=len(active)), out=ptr[1:])
+    np.cumsum(active.sum(axis=1), out=ptr[1:])
     args = (
         _kernel_array(users, np.int64),
         _kernel_array(items, np.int64),
         _kernel_array(ratings, _DTYPE),
         ptr,
-        _kernel_array(positions, np.int64),
+        _kernel_array(positions, np.int32),
         _kernel_array(mu, _DTYPE),
     )
     for a in (bu, bi, pu, qi):
@@ -189,6 +190,7 @@ class BiasedMFModel(Model):
         self.qi = np.where(known_items[:, None], qi, 0.0).astype(np.float64, copy=False)
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        # Codes outside the training ranges are unknown: their terms are left out.
         est = _pair_estimates(
             self.mu,
             self.bu,
@@ -211,10 +213,19 @@ def _pair_estimates(mu, bu, bi, pu, qi, users, items):  # pragma: no cover - com
     out = np.empty(len(users))
     for j in range(len(users)):
         u, i = users[j], items[j]
-        dot = 0.0
-        for f in range(pu.shape[1]):
-            dot += pu[u, f] * qi[i, f]
-        out[j] = mu + bu[u] + bi[i] + dot
+        known_u = 0 <= u < bu.shape[0]
+        known_i = 0 <= i < bi.shape[0]
+        est = mu
+        if known_u:
+            est += bu[u]
+        if known_i:
+            est += bi[i]
+        if known_u and known_i:
+            dot = 0.0
+            for f in range(pu.shape[1]):
+                dot += pu[u, f] * qi[i, f]
+            est += dot
+        out[j] = est
     return out
 
 

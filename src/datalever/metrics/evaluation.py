@@ -198,6 +198,8 @@ class TopNTask:
         batch: int | None = None,
         tie_seed: int = 0,
     ) -> None:
+        if k < 1:
+            raise ValueError(f"a top-N list needs k >= 1 (got {k})")
         self.held_out, self.k = held_out, k
         self.tie_seed = tie_seed
         self._tie_orders: dict[int, np.ndarray] = {}
