@@ -88,7 +88,8 @@ def pair_statistics(
     lets a fast path subtract and add the contributions of the y a delta touches. Computed in
     blocks of rows, so no sparse product of the whole matrix is ever held."""
     stats = tuple(np.empty((n_x, n_x)) for _ in range(3))
-    for rows, freq, prods, sq, _ in statistic_blocks(record_matrices(ys, xs, rs, n_y, n_x)):
+    records = record_matrices(ys, xs, rs, n_y, n_x)
+    for rows, freq, prods, sq, _ in statistic_blocks(records, transposed=False):
         for whole, block in zip(stats, (freq, prods, sq), strict=True):
             whole[rows] = block
     return stats
@@ -102,13 +103,15 @@ def statistic_blocks(
     records: tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix],
     weights: np.ndarray | None = None,
     base: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    transposed: bool = True,
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
     """The statistics of the similarities between the x, a block of rows at a time.
 
     ``records`` are the (count, rating, squared rating) matrices with one row per y and one
     column per x (:func:`record_matrices`), each y's contribution scaled by ``weights`` (±1 to
     subtract or add a touched user's records) and added to the dense ``base`` statistics.
-    Yields ``(rows, freq, prods, sq, sq_t)`` with ``sq_t[a, b] = sq[b, a]``. Memory is one
+    Yields ``(rows, freq, prods, sq, sq_t)`` with ``sq_t[a, b] = sq[b, a]`` (``None`` unless
+    ``transposed``: the statistics alone do not need it). Memory is one
     block of each statistic, not the sparse product of the whole matrix, which at 10 million
     records held more than the dense result.
     """
@@ -126,12 +129,13 @@ def statistic_blocks(
         freq = (count_t[rows] @ count_w).toarray()
         prods = (rating_t[rows] @ rating_w).toarray()
         sq = (square_t[rows] @ count_w).toarray()
-        sq_t = (count_t[rows] @ square_w).toarray()
+        sq_t = (count_t[rows] @ square_w).toarray() if transposed else None
         if base is not None:  # the delta first, then the base: the order add_products used
             freq += base[0][rows]
             prods += base[1][rows]
             sq += base[2][rows]
-            sq_t += base[2][:, rows].T
+            if sq_t is not None:
+                sq_t += base[2][:, rows].T
         yield rows, freq, prods, sq, sq_t
 
 
