@@ -48,6 +48,15 @@ def assert_same_model(fast: Model, plain: Model, n_users: int, n_items: int, use
     )
 
 
+def assert_same_for_users(fast: Model, plain: Model, users: np.ndarray, n_items: int) -> None:
+    """Same predictions on every pair of ``users`` and the same dense scores for them."""
+    uu, ii = np.repeat(users, n_items), np.tile(np.arange(n_items), len(users))
+    np.testing.assert_allclose(fast.predict(uu, ii), plain.predict(uu, ii), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        fast.score_users(users), plain.score_users(users), rtol=1e-9, atol=1e-12
+    )
+
+
 # ------------------------------------------------------------------ random data and deltas
 
 RATINGS = st.integers(2, 10).map(lambda h: h / 2)  # 1 to 5 stars in half steps
@@ -202,11 +211,7 @@ def test_movielens_strike_of_30_percent(learner, ml100k_fold0):
     plain = learner.fit(delta.apply(base))
     # Every pair of a sample of users (struck ones included), and every user's scores.
     users = np.concatenate([struck[:20], rng.choice(base.n_users, 40, replace=False)])
-    uu, ii = np.repeat(users, base.n_items), np.tile(np.arange(base.n_items), len(users))
-    np.testing.assert_allclose(model.predict(uu, ii), plain.predict(uu, ii), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(
-        model.score_users(users), plain.score_users(users), rtol=1e-9, atol=1e-12
-    )
+    assert_same_for_users(model, plain, users, base.n_items)
 
 
 def test_ease_update_in_small_chunks_and_without_cached_products(ml100k_fold0, monkeypatch):
@@ -230,11 +235,7 @@ def test_ease_update_in_small_chunks_and_without_cached_products(ml100k_fold0, m
     (model,) = fit_scenarios(learner, base, [delta], fast)
     plain = learner.fit(delta.apply(base))
     users = np.concatenate([struck[:10], rng.choice(base.n_users, 30, replace=False)])
-    uu, ii = np.repeat(users, base.n_items), np.tile(np.arange(base.n_items), len(users))
-    np.testing.assert_allclose(model.predict(uu, ii), plain.predict(uu, ii), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(
-        model.score_users(users), plain.score_users(users), rtol=1e-9, atol=1e-12
-    )
+    assert_same_for_users(model, plain, users, base.n_items)
 
 
 def test_ease_predictions_in_small_chunks_with_cached_products(ml100k_fold0, monkeypatch):
