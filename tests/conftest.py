@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from datalever.data.contributions import Contributions
+from datalever.data.contributions import Contributions, TrainingSet
 from datalever.data.registry import load_dataset
 from datalever.spec import Spec, parse_spec
 
@@ -48,3 +49,14 @@ metrics = ["ndcg@10", "precision@10", "rmse"]
 @pytest.fixture
 def small_spec() -> Spec:
     return parse_spec(SMALL_SPEC)
+
+
+def random_records(rng: np.random.Generator, n: int, n_users: int, n_items: int) -> TrainingSet:
+    """``n`` records with users, items and whole-star ratings drawn uniformly (in that order)."""
+    return TrainingSet(
+        rng.integers(0, n_users, n).astype(np.int32),
+        rng.integers(0, n_items, n).astype(np.int32),
+        rng.integers(1, 6, n).astype(np.float64),
+        n_users,
+        n_items,
+    )

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from datalever.data.contributions import TrainingSet
 from datalever.learners.base import Delta, fit_scenarios
 from datalever.learners.mf import BatchedSGD, BiasedMF, BiasedMFModel, visit_order
+from tests.conftest import random_records
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -156,20 +157,8 @@ def test_order_does_not_depend_on_how_records_are_listed(train, seed, rnd):
 def test_batched_equals_separate_fits_on_a_larger_problem():
     rng = np.random.default_rng(7)
     n = 3000
-    base = TrainingSet(
-        rng.integers(0, 120, n).astype(np.int32),
-        rng.integers(0, 90, n).astype(np.int32),
-        rng.integers(1, 6, n).astype(np.float64),
-        120,
-        90,
-    )
-    extra = TrainingSet(
-        rng.integers(0, 120, 50).astype(np.int32),
-        rng.integers(0, 90, 50).astype(np.int32),
-        rng.integers(1, 6, 50).astype(np.float64),
-        120,
-        90,
-    )
+    base = random_records(rng, n, 120, 90)
+    extra = random_records(rng, 50, 120, 90)
     learner = BiasedMF(n_factors=100, n_epochs=5, seed=11)
     ds = [Delta(np.flatnonzero(np.isin(base.users, rng.choice(120, m)))) for m in (12, 36, 60)]
     ds += [Delta(np.zeros(0, dtype=np.int64)), Delta(ds[0].removed, extra)]
@@ -266,13 +255,7 @@ def test_predictions_for_codes_outside_the_training_ranges_leave_their_terms_out
     """An unknown user or item (out of range, or without records) contributes nothing, as in
     Surprise; in-range pairs are mu + biases + the factor dot product."""
     rng = np.random.default_rng(0)
-    train = TrainingSet(
-        rng.integers(0, 5, 60).astype(np.int32),
-        rng.integers(0, 7, 60).astype(np.int32),
-        rng.integers(1, 6, 60).astype(np.float64),
-        5,
-        7,
-    )
+    train = random_records(rng, 60, 5, 7)
     model = BiasedMF(n_factors=3, n_epochs=2).fit(train)
     users = np.array([1, 1, 99, -3, 99])
     items = np.array([2, 50, 2, 2, -1])
