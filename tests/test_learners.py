@@ -258,4 +258,6 @@ def test_learner_params():
         "reg": 0.02,
         "init_std": 0.1,
         "seed": 4,
+        "backend": "auto",
+        "device": None,
     }

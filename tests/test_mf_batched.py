@@ -21,7 +21,9 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def small_learner(seed: int = 0, n_factors: int = 3) -> BiasedMF:
-    return BiasedMF(n_factors=n_factors, n_epochs=4, lr=0.05, reg=0.02, init_std=0.1, seed=seed)
+    return BiasedMF(
+        n_factors=n_factors, n_epochs=4, lr=0.05, reg=0.02, init_std=0.1, seed=seed, backend="numba"
+    )
 
 
 # Factor counts below, at and above the kernel's vector widths, so both the vectorised loop

@@ -16,7 +16,7 @@ from datalever.collectives import group_members
 from datalever.data.contributions import Contributions
 from datalever.engine.scenario_eval import FoldContext, make_protocol
 from datalever.errors import DataleverError
-from datalever.learners import LEARNERS
+from datalever.learners import make_learner
 from datalever.scenarios import Scenario, plan
 from datalever.spec import Spec
 from datalever.store import ResultsStore, ScenarioResult
@@ -158,7 +158,7 @@ def _batches(spec: Spec, pending: list[Scenario], jobs: int) -> list[tuple[int, 
         groups[(index_of[sc.learner], sc.fold)].append(sc)
     out = []
     for (li, fold), scs in sorted(groups.items()):
-        preferred = LEARNERS[spec.learners[li].name].batch_size
+        preferred = make_learner(spec.learners[li].name, spec.learners[li].params()).batch_size
         size = max(1, min(preferred, math.ceil(len(scs) / max(1, jobs))))
         out.extend((li, fold, scs[i : i + size]) for i in range(0, len(scs), size))
     return out

@@ -1,0 +1,134 @@
+"""Biased MF's batched SGD in torch, for a GPU: many scenarios, one wave of records at a time.
+
+SGD visits records one after another, and a GPU cannot afford a kernel launch per record. But a
+record's step reads and writes only its own user's and item's parameters, so two records that
+share neither commute: either order gives the same result, bit for bit. :func:`sgd_waves` groups
+the records of one epoch into *waves*: a record's wave is one more than the latest wave holding
+an earlier record of its user or of its item. Records of one wave then touch distinct users and
+distinct items, and every record still sees exactly the parameters it would see visiting the
+records one by one. Running the waves in order is the same computation as the sequential visit,
+not an approximation of it. On MovieLens-100K the 100,000 records form 821 waves.
+
+Scenarios share one record array (the union of their training sets in visiting order) and differ
+in a per-scenario mask of active records; an inactive record's step leaves that scenario's
+parameters unchanged (``torch.where``), so masking a record out is the same as leaving it out.
+Parameters are stacked along a scenario axis (``n_users x K x f`` and so on), so one wave of one
+epoch is a handful of tensor operations for all ``K`` scenarios at once.
+
+The arithmetic is :func:`datalever.learners.mf._sgd_batch`'s, in the same float type and order
+of operations, except that the factor dot product is a torch reduction, not LLVM's vectorised
+loop, and no multiply-add is fused. Models therefore equal the numba path's to float32 rounding
+(tests bound the difference), and a batch of ``K`` scenarios equals ``K`` separate fits of this
+path. torch is optional: ``pip install 'datalever[gpu]'``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def _wave_of_records(users, items, n_users, n_items):  # pragma: no cover - compiled
+    last_user = np.zeros(n_users, dtype=np.int64)
+    last_item = np.zeros(n_items, dtype=np.int64)
+    wave = np.empty(len(users), dtype=np.int64)
+    for j in range(len(users)):
+        u, i = users[j], items[j]
+        w = max(last_user[u], last_item[i]) + 1
+        wave[j] = w - 1
+        last_user[u] = w
+        last_item[i] = w
+    return wave
+
+
+def sgd_waves(
+    users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The records (given in visiting order) grouped into waves of commuting steps.
+
+    Returns ``(positions, ptr)``: wave ``w`` is ``positions[ptr[w]:ptr[w + 1]]``, ascending.
+    """
+    wave = _wave_of_records(
+        np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64), n_users, n_items
+    )
+    positions = np.argsort(wave, kind="stable")
+    ptr = np.zeros(int(wave.max(initial=-1)) + 2, dtype=np.int64)
+    np.cumsum(np.bincount(wave, minlength=len(ptr) - 1), out=ptr[1:])
+    return positions, ptr
+
+
+@functools.cache
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+@functools.cache
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device, asked without starting CUDA in this process (so the
+    engine's worker processes can still fork and start it themselves)."""
+    if not torch_available():
+        return False
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def require_torch() -> None:
+    if not torch_available():
+        from datalever.errors import DataleverError
+
+        raise DataleverError(
+            "The torch backend of biased_mf needs PyTorch, which is not installed.",
+            "install it (pip install 'datalever[gpu]'), or use backend = \"numba\".",
+        )
+
+
+def run_torch_kernel(
+    users, items, ratings, active, mu, bu, bi, pu, qi, n_epochs, lr, reg, device: str
+) -> None:
+    """:func:`datalever.learners.mf._run_kernel` on a torch device: the same arguments, and the
+    stacked parameters ``bu (K, n_users)``, ``bi``, ``pu (K, n_users, f)``, ``qi`` are updated in
+    place (computed on ``device``, copied back)."""
+    import torch
+
+    dtype = torch.float32 if pu.dtype == np.float32 else torch.float64
+    dev = torch.device(device)
+    positions, ptr = sgd_waves(users, items, bu.shape[1], bi.shape[1])
+    # Records sorted by wave, so each wave is a contiguous slice (a view, no copy).
+    u_all = torch.as_tensor(np.asarray(users, dtype=np.int64)[positions], device=dev)
+    i_all = torch.as_tensor(np.asarray(items, dtype=np.int64)[positions], device=dev)
+    r_all = torch.as_tensor(np.asarray(ratings)[positions], dtype=dtype, device=dev)
+    on_all = torch.as_tensor(np.ascontiguousarray(active.T[positions]), device=dev)  # (n, K)
+    # Scenario axis second: a record's parameters for every scenario are one contiguous block.
+    p_u = torch.as_tensor(pu, device=dev).transpose(0, 1).contiguous()
+    q_i = torch.as_tensor(qi, device=dev).transpose(0, 1).contiguous()
+    b_u = torch.as_tensor(bu, device=dev).T.contiguous()
+    b_i = torch.as_tensor(bi, device=dev).T.contiguous()
+    m = torch.as_tensor(mu, dtype=dtype, device=dev)
+    lr_ = torch.tensor(lr, dtype=dtype, device=dev)
+    reg_ = torch.tensor(reg, dtype=dtype, device=dev)
+    decay = 1 - lr_ * reg_
+    bounds = ptr.tolist()
+    with torch.inference_mode():
+        for _ in range(int(n_epochs)):
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+                u, i, on = u_all[a:b], i_all[a:b], on_all[a:b]
+                p, q, bu_w, bi_w = p_u[u], q_i[i], b_u[u], b_i[i]
+                dot = (q * p).sum(-1)
+                err = r_all[a:b, None] - (m + bu_w + bi_w + dot)
+                b_u[u] = torch.where(on, bu_w + lr_ * (err - reg_ * bu_w), bu_w)
+                b_i[i] = torch.where(on, bi_w + lr_ * (err - reg_ * bi_w), bi_w)
+                step = (lr_ * err)[..., None]
+                on_f = on[..., None]
+                p_u[u] = torch.where(on_f, decay * p + step * q, p)
+                q_i[i] = torch.where(on_f, decay * q + step * p, q)
+    for out, fitted in ((pu, p_u.transpose(0, 1)), (qi, q_i.transpose(0, 1))):
+        out[...] = fitted.cpu().numpy()
+    bu[...] = b_u.T.cpu().numpy()
+    bi[...] = b_i.T.cpu().numpy()
