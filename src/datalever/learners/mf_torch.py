@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import sys
 
 import numba
 import numpy as np
@@ -73,6 +74,8 @@ def cuda_available() -> bool:
     engine's worker processes can still fork and start it themselves)."""
     if not torch_available():
         return False
+    if sys.platform == "linux" and not os.path.exists("/proc/driver/nvidia/version"):
+        return False  # no NVIDIA driver: no CUDA device, and no need to import torch to know
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     import torch
 
