@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from datalever.data.contributions import TrainingSet
-from datalever.learners.ease import EASE
+from datalever.learners.ease import EASE, regularized_inverse
 from datalever.learners.knn import ItemKNN, UserKNN, similarity_matrix
 
 surprise = pytest.importorskip("surprise")
@@ -244,3 +244,16 @@ def test_ease_matches_dense_solve():
     users, items = _grid()
     np.testing.assert_allclose(model.predict(users, items), scores.ravel(), rtol=0, atol=1e-12)
     assert EASE.name == "ease" and not EASE.predicts_ratings
+
+
+@pytest.mark.parametrize("n", [1, 2, 63, 64, 65, 130])
+def test_regularized_inverse_is_the_symmetric_inverse(n):
+    """Sizes around the mirroring's 64-wide tiles: the inverse of ``G + λI``, exactly
+    symmetric."""
+    rng = np.random.default_rng(n)
+    x = rng.random((n + 5, n))
+    gram = x.T @ x
+    expected = np.linalg.inv(gram + 3.0 * np.eye(n))
+    got = regularized_inverse(gram.copy(), 3.0)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(got, got.T)

