@@ -72,6 +72,23 @@ def test_same_spec_same_numbers_in_process_and_pool(small_spec, ml100k, tmp_path
     pd.testing.assert_frame_equal(_values(a, ra.run_id), _values(b, rb.run_id))
 
 
+def test_gpu_learners_batches_run_in_this_process_beside_the_pool(
+    small_spec, ml100k, tmp_path, monkeypatch
+):
+    """With a pool, a GPU learner's batches run in the engine's own process (the workers never
+    start the device); the numbers are the same as an in-process run's."""
+    from datalever.engine import runner
+
+    a, b = ResultsStore(tmp_path / "a.sqlite"), ResultsStore(tmp_path / "b.sqlite")
+    ra = run_spec(small_spec, a, data=ml100k, jobs=1)
+    runner._WORKER.clear()
+    monkeypatch.setattr(runner, "_gpu_learners", lambda spec: {0})  # as if item_mean were
+    rb = run_spec(small_spec, b, data=ml100k, jobs=2)
+    pd.testing.assert_frame_equal(_values(a, ra.run_id), _values(b, rb.run_id))
+    # learner 0's fold contexts were built here; learner 1's only in the workers
+    assert {li for li, _ in runner._WORKER["contexts"]} == {0}
+
+
 def test_boycott_participants_leave_evaluation(ml100k, tmp_path):
     spec = parse_spec(SMALL_SPEC.replace('kind = "strike"', 'kind = "boycott"'))
     store = ResultsStore(tmp_path / "r.sqlite")

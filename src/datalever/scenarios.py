@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from datalever.collectives import Collective
-from datalever.learners import LEARNERS
+from datalever.learners import LEARNERS, make_learner
 from datalever.levers import Lever
 from datalever.metrics.evaluation import EVALUATION_VERSION
 from datalever.spec import Spec
@@ -81,6 +81,7 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
     out = []
     for learner in spec.learners:
         params = learner.params()
+        variant = make_learner(learner.name, params).key_variant()
         for fold in folds:
             jobs = [(Collective("none"), 0)] + [
                 (col, s) for col, n in collectives for s in range(n)
@@ -102,6 +103,8 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
                     "sample": sample,
                     "fold": fold,
                 }
+                if variant is not None:
+                    fields["variant"] = variant
                 if path != "auto":
                     fields["path"] = path
                 out.append(

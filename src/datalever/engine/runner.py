@@ -124,20 +124,25 @@ class Executor:
             self._pool = None
 
     def run(self, spec: Spec, path: str, batches: list, record: Callable) -> None:
-        """Run ``batches`` and hand each batch's results to ``record`` as they finish."""
+        """Run ``batches`` and hand each batch's results to ``record`` as they finish.
+
+        Batches of learners that fit on a GPU run in this process, one at a time, never in the
+        workers (each would start its own context on the one device)."""
         if self._pool is None:
-            if _WORKER.get("data") is not self.data:
-                _set_data(self.data)
-            for li, fold, batch in batches:
-                record(_run_batch(spec, path, li, fold, batch))
+            self._run_here(spec, path, batches, record)
             return
-        queue = iter(batches)
+        on_gpu = _gpu_learners(spec)
+        here = [b for b in batches if b[0] in on_gpu]
+        queue = iter([b for b in batches if b[0] not in on_gpu])
 
         def submit(n: int) -> set:
             return {self._pool.submit(_run_batch, spec, path, *b) for b in _take(queue, n)}
 
+        # The workers start (fork) with the first submission, before this process starts a
+        # GPU; they keep the cores busy while it fits its own batches.
         running = submit(self.jobs * 2)
         try:
+            self._run_here(spec, path, here, record)
             while running:
                 finished_now, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished_now:
@@ -147,6 +152,19 @@ class Executor:
             for fut in running:
                 fut.cancel()
             raise
+
+    def _run_here(self, spec: Spec, path: str, batches: list, record: Callable) -> None:
+        if _WORKER.get("data") is not self.data:
+            _set_data(self.data)
+        for li, fold, batch in batches:
+            record(_run_batch(spec, path, li, fold, batch))
+
+
+def _gpu_learners(spec: Spec) -> set[int]:
+    """Indices of the spec's learners that fit on a GPU."""
+    return {
+        i for i, ls in enumerate(spec.learners) if make_learner(ls.name, ls.params()).runs_on_gpu
+    }
 
 
 def _batches(spec: Spec, pending: list[Scenario], jobs: int) -> list[tuple[int, int, list]]:
@@ -158,8 +176,9 @@ def _batches(spec: Spec, pending: list[Scenario], jobs: int) -> list[tuple[int, 
         groups[(index_of[sc.learner], sc.fold)].append(sc)
     out = []
     for (li, fold), scs in sorted(groups.items()):
-        preferred = make_learner(spec.learners[li].name, spec.learners[li].params()).batch_size
-        size = max(1, min(preferred, math.ceil(len(scs) / max(1, jobs))))
+        learner = make_learner(spec.learners[li].name, spec.learners[li].params())
+        shared_by = 1 if learner.runs_on_gpu else max(1, jobs)  # GPU batches run one at a time
+        size = max(1, min(learner.batch_size, math.ceil(len(scs) / shared_by)))
         out.extend((li, fold, scs[i : i + size]) for i in range(0, len(scs), size))
     return out
 

@@ -90,6 +90,9 @@ class Learner(ABC):
     predicts_ratings: bool = True
     #: How many scenarios of one fold the engine hands over at once (batched paths want more).
     batch_size: int = 8
+    #: True when the learner fits on a GPU: the engine then runs its batches in its own
+    #: process, not in a pool of workers that would each start the device.
+    runs_on_gpu: bool = False
     #: Bumped whenever a change to the learner changes its results, so stored scenarios
     #: fitted by an earlier version are not reused (the version is part of scenario keys).
     version: str = "1"
@@ -101,6 +104,11 @@ class Learner(ABC):
     def params(self) -> dict:
         """The constructor parameters, for scenario keys and provenance."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def key_variant(self) -> str | None:
+        """What, beyond its parameters, decides this learner's numbers on this machine (such as
+        a GPU backend that rounds differently); part of scenario keys when not ``None``."""
+        return None
 
     def fast_path(self, base: TrainingSet) -> FastPath | None:
         """An exact fast path prepared on ``base`` (statistics computed once per fold), or

@@ -236,9 +236,9 @@ def _pair_estimates(mu, bu, bi, pu, qi, users, items):  # pragma: no cover - com
     return out
 
 
-def _mean_rating(train: TrainingSet) -> float:
+def _mean_rating(ratings: np.ndarray, rating_scale: tuple[float, float]) -> float:
     """``mu``: the mean of the training ratings (the middle of the scale when there are none)."""
-    return float(train.ratings.mean()) if len(train) else sum(train.rating_scale) / 2
+    return float(ratings.mean()) if len(ratings) else sum(rating_scale) / 2
 
 
 def _check_codes(records: TrainingSet, coded: TrainingSet) -> None:
@@ -262,7 +262,8 @@ class BiasedMF(Learner):
     version = "3"  # 2: hashed visiting order, float32 SGD; 3: factor step in decay form
     #: Scenarios per batched kernel call on the CPU (the stacked float32 parameters of 16
     #: MovieLens-1M scenarios take about 60 MB) and on a GPU (a wave's launches are shared by
-    #: the whole batch; 1,024 MovieLens-1M scenarios take about 4 GB).
+    #: the whole batch; 1,024 MovieLens-1M scenarios take about 4 GB of device memory for
+    #: their parameters and 2 x 1,024 bytes per training record of host memory for the masks).
     cpu_batch_size = 16
     gpu_batch_size = 1024
     backends = ("auto", "numba", "torch")
@@ -292,71 +293,83 @@ class BiasedMF(Learner):
         self.device = device
 
     def torch_device(self) -> str | None:
-        """The torch device this learner fits on, or ``None`` for the numba CPU kernel."""
-        if self.backend == "numba" or (self.backend == "auto" and not mf_torch.cuda_available()):
+        """The torch device this learner fits on, or ``None`` for the numba CPU kernel.
+
+        ``auto`` takes CUDA when torch is installed and sees a device; ``torch`` takes
+        ``device``, or CUDA, and says so when there is none (a bad device is refused here,
+        before anything runs)."""
+        if self.backend == "numba":
             return None
-        mf_torch.require_torch()
-        return self.device or ("cuda" if mf_torch.cuda_available() else "cpu")
+        if self.backend == "auto":
+            return "cuda" if mf_torch.gpu_present() else None
+        return mf_torch.resolve_device(self.device)
+
+    @property
+    def runs_on_gpu(self) -> bool:  # type: ignore[override]
+        device = self.torch_device()
+        return device is not None and not device.startswith("cpu")
 
     @property
     def batch_size(self) -> int:  # type: ignore[override]
+        return self.gpu_batch_size if self.runs_on_gpu else self.cpu_batch_size
+
+    def key_variant(self) -> str | None:
+        """The torch backend rounds differently from the CPU kernel: its results get keys of
+        their own (``torch-cuda``, ``torch-cpu``), so the two are never mixed in a store."""
         device = self.torch_device()
-        on_gpu = device is not None and device != "cpu"
-        return self.gpu_batch_size if on_gpu else self.cpu_batch_size
+        return None if device is None else f"torch-{device.split(':')[0]}"
 
     def fit(self, train: TrainingSet) -> Model:
         _check_codes(train, train)
         order = visit_order(train.users, train.items, self.seed)
         active = np.ones((1, len(train)), dtype=np.bool_)
-        return self._fit_stacked(
+        models = self._fit_stacked(
             train.users[order],
             train.items[order],
             train.ratings[order],
             active,
-            [_mean_rating(train)],
+            [_mean_rating(train.ratings, train.rating_scale)],
             train,
-        )[0]
+        )
+        return next(models)
 
     def fast_path(self, base: TrainingSet) -> FastPath:
         return BatchedSGD(self, base)
 
     def _fit_stacked(
         self, users, items, ratings, active, mus, like: TrainingSet
-    ) -> list[BiasedMFModel]:
-        """Fit one model per row of ``active`` over the shared records (in visiting order)."""
-        k = len(mus)
+    ) -> Iterator[BiasedMFModel]:
+        """Fit one model per row of ``active`` over the shared records (in visiting order).
+
+        The fit runs when the first model is asked for; models are then built one at a time
+        as they are consumed, so a large batch never holds every model in memory at once."""
         rng = np.random.default_rng(self.seed)
-        pu0 = rng.normal(0, self.init_std, (like.n_users, self.n_factors))
-        qi0 = rng.normal(0, self.init_std, (like.n_items, self.n_factors))
         # Draws in float64 (as before), rounded once to the kernel's float type.
-        pu = np.repeat(pu0[None].astype(_DTYPE), k, axis=0)
-        qi = np.repeat(qi0[None].astype(_DTYPE), k, axis=0)
-        bu = np.zeros((k, like.n_users), dtype=_DTYPE)
-        bi = np.zeros((k, like.n_items), dtype=_DTYPE)
+        pu0 = rng.normal(0, self.init_std, (like.n_users, self.n_factors)).astype(_DTYPE)
+        qi0 = rng.normal(0, self.init_std, (like.n_items, self.n_factors)).astype(_DTYPE)
         mu = np.asarray(mus, dtype=_DTYPE)
-        args = (users, items, ratings, active, mu, bu, bi, pu, qi, self.n_epochs, self.lr, self.reg)
+        args = (users, items, ratings, active, mu, pu0, qi0, self.n_epochs, self.lr, self.reg)
         device = self.torch_device()
-        if device is None:
-            _run_kernel(*args)
-        else:
-            mf_torch.run_torch_kernel(*args, device=device)
-        models = []
-        for s in range(k):
+        fitted = (
+            _fit_numba(*args) if device is None else mf_torch.fit_stacked(*args, device=device)
+        )
+        for s, (bu, bi, pu, qi) in enumerate(fitted):
             known_users = np.bincount(users[active[s]], minlength=like.n_users) > 0
             known_items = np.bincount(items[active[s]], minlength=like.n_items) > 0
-            models.append(
-                BiasedMFModel(
-                    float(mu[s]),
-                    bu[s],
-                    bi[s],
-                    pu[s],
-                    qi[s],
-                    like.rating_scale,
-                    known_users,
-                    known_items,
-                )
+            yield BiasedMFModel(
+                float(mu[s]), bu, bi, pu, qi, like.rating_scale, known_users, known_items
             )
-        return models
+
+
+def _fit_numba(users, items, ratings, active, mu, pu0, qi0, n_epochs, lr, reg) -> Iterator:
+    """Fit the stacked scenarios with the numba kernel; each scenario's ``(bu, bi, pu, qi)``."""
+    k = len(mu)
+    pu = np.repeat(pu0[None], k, axis=0)
+    qi = np.repeat(qi0[None], k, axis=0)
+    bu = np.zeros((k, len(pu0)), dtype=_DTYPE)
+    bi = np.zeros((k, len(qi0)), dtype=_DTYPE)
+    _run_kernel(users, items, ratings, active, mu, bu, bi, pu, qi, n_epochs, lr, reg)
+    return zip(bu, bi, pu, qi, strict=True)
 
 
 class BatchedSGD(FastPath):
@@ -401,8 +414,9 @@ class BatchedSGD(FastPath):
             if delta.added is not None and len(delta.added):
                 present[s, start : start + len(delta.added)] = True
                 start += len(delta.added)
-            mus.append(_mean_rating(delta.apply(base)))
-        models = self.learner._fit_stacked(
+            # The scenario's ratings in the order ``delta.apply(base)`` lists them (kept base
+            # records, then its own added ones), so its mean is the plain fit's, bit for bit.
+            mus.append(_mean_rating(ratings[present[s]], base.rating_scale))
+        return self.learner._fit_stacked(
             users[order], items[order], ratings[order], present[:, order], mus, base
         )
-        return iter(models)

@@ -19,7 +19,11 @@ The arithmetic is :func:`datalever.learners.mf._sgd_batch`'s, in the same float 
 of operations, except that the factor dot product is a torch reduction, not LLVM's vectorised
 loop, and no multiply-add is fused. Models therefore equal the numba path's to float32 rounding
 (tests bound the difference), and a batch of ``K`` scenarios equals ``K`` separate fits of this
-path. torch is optional: ``pip install 'datalever[gpu]'``.
+path (to 1e-7, tested on the CPU). torch is optional: ``pip install 'datalever[gpu]'``.
+
+Not yet measured on a GPU: each wave is about 30 small tensor operations, so a batch costs
+about ``n_epochs x waves`` kernel launches whatever ``K`` is; capturing an epoch as a CUDA
+graph would cut that, and is left until it can be measured.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ import functools
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 
 import numba
 import numpy as np
+
+from datalever.errors import DataleverError
 
 
 @numba.njit(cache=True)
@@ -68,14 +75,19 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+#: Device files of a GPU driver on Linux: NVIDIA's, WSL2's and ROCm's.
+_GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/dxg", "/dev/kfd")
+
+
 @functools.cache
-def cuda_available() -> bool:
-    """Whether torch sees a CUDA device, asked without starting CUDA in this process (so the
-    engine's worker processes can still fork and start it themselves)."""
+def gpu_present() -> bool:
+    """Whether torch is installed and sees a CUDA (or ROCm) device, asked without starting
+    CUDA in this process (so the engine's worker processes can still fork). On Linux without
+    any GPU driver, the answer is no without importing torch (which takes seconds)."""
     if not torch_available():
         return False
-    if sys.platform == "linux" and not os.path.exists("/proc/driver/nvidia/version"):
-        return False  # no NVIDIA driver: no CUDA device, and no need to import torch to know
+    if sys.platform == "linux" and not any(map(os.path.exists, _GPU_DRIVER_FILES)):
+        return False
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     import torch
 
@@ -84,35 +96,88 @@ def cuda_available() -> bool:
 
 def require_torch() -> None:
     if not torch_available():
-        from datalever.errors import DataleverError
-
         raise DataleverError(
             "The torch backend of biased_mf needs PyTorch, which is not installed.",
             "install it (pip install 'datalever[gpu]'), or use backend = \"numba\".",
         )
 
 
+def resolve_device(device: str | None) -> str:
+    """The torch device to fit on: ``device``, checked, or CUDA when none is given."""
+    require_torch()
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    import torch
+
+    try:
+        parsed = torch.device(device or "cuda")
+    except RuntimeError:
+        raise DataleverError(
+            f"biased_mf cannot fit on the torch device {device!r}.",
+            'give a device such as "cuda", "cuda:1" or "cpu".',
+        ) from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index is not None and parsed.index >= count):
+            raise DataleverError(
+                f"The torch backend of biased_mf asks for {parsed}, and torch sees "
+                f"{count} CUDA device(s).",
+                'use backend = "auto" or "numba" for the CPU kernel, or device = "cpu" to run '
+                "the torch backend on the CPU (much slower).",
+            )
+    return str(parsed)
+
+
+def fit_stacked(
+    users, items, ratings, active, mu, pu0, qi0, n_epochs, lr, reg, device: str
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Fit ``K = len(mu)`` scenarios that all start from ``pu0``, ``qi0`` and zero biases on
+    ``device``; yield each scenario's ``(bu, bi, pu, qi)`` (copied to the host one scenario at
+    a time, so host memory holds one scenario's parameters, not the batch's)."""
+    import torch
+
+    dev = torch.device(device)
+    k = len(mu)
+    p_u = torch.as_tensor(pu0, device=dev)[:, None, :].repeat(1, k, 1)  # copies
+    q_i = torch.as_tensor(qi0, device=dev)[:, None, :].repeat(1, k, 1)
+    b_u = torch.zeros((len(pu0), k), dtype=p_u.dtype, device=dev)
+    b_i = torch.zeros((len(qi0), k), dtype=p_u.dtype, device=dev)
+    _sgd_waves(users, items, ratings, active, mu, b_u, b_i, p_u, q_i, n_epochs, lr, reg)
+    for s in range(k):
+        yield tuple(t[:, s].cpu().numpy() for t in (b_u, b_i, p_u, q_i))
+
+
 def run_torch_kernel(
     users, items, ratings, active, mu, bu, bi, pu, qi, n_epochs, lr, reg, device: str
 ) -> None:
     """:func:`datalever.learners.mf._run_kernel` on a torch device: the same arguments, and the
-    stacked parameters ``bu (K, n_users)``, ``bi``, ``pu (K, n_users, f)``, ``qi`` are updated in
-    place (computed on ``device``, copied back)."""
+    stacked parameters ``bu (K, n_users)``, ``bi``, ``pu (K, n_users, f)``, ``qi`` (each
+    scenario with its own starting point) are updated in place (computed on ``device``)."""
     import torch
 
-    dtype = torch.float32 if pu.dtype == np.float32 else torch.float64
     dev = torch.device(device)
-    positions, ptr = sgd_waves(users, items, bu.shape[1], bi.shape[1])
+    # Scenario axis second: a record's parameters for every scenario are one contiguous block.
+    stacked = [
+        torch.as_tensor(a, device=dev).transpose(0, 1).contiguous() for a in (bu, bi, pu, qi)
+    ]
+    _sgd_waves(users, items, ratings, active, mu, *stacked, n_epochs, lr, reg)
+    for out, fitted in zip((bu, bi, pu, qi), stacked, strict=True):
+        out[...] = fitted.transpose(0, 1).cpu().numpy()
+
+
+def _sgd_waves(users, items, ratings, active, mu, b_u, b_i, p_u, q_i, n_epochs, lr, reg) -> None:
+    """The SGD, wave by wave, on stacked device tensors ``b_u (n_users, K)``, ``b_i``,
+    ``p_u (n_users, K, f)``, ``q_i`` (updated in place); ``active`` is ``(K, n_records)``."""
+    import torch
+
+    dev, dtype = p_u.device, p_u.dtype
+    positions, ptr = sgd_waves(users, items, b_u.shape[0], b_i.shape[0])
     # Records sorted by wave, so each wave is a contiguous slice (a view, no copy).
     u_all = torch.as_tensor(np.asarray(users, dtype=np.int64)[positions], device=dev)
     i_all = torch.as_tensor(np.asarray(items, dtype=np.int64)[positions], device=dev)
     r_all = torch.as_tensor(np.asarray(ratings)[positions], dtype=dtype, device=dev)
-    on_all = torch.as_tensor(np.ascontiguousarray(active.T[positions]), device=dev)  # (n, K)
-    # Scenario axis second: a record's parameters for every scenario are one contiguous block.
-    p_u = torch.as_tensor(pu, device=dev).transpose(0, 1).contiguous()
-    q_i = torch.as_tensor(qi, device=dev).transpose(0, 1).contiguous()
-    b_u = torch.as_tensor(bu, device=dev).T.contiguous()
-    b_i = torch.as_tensor(bi, device=dev).T.contiguous()
+    # (n_records, K), in wave order; transposed and gathered on the device, not the host.
+    order = torch.as_tensor(positions, device=dev)
+    on_all = torch.as_tensor(np.ascontiguousarray(active), device=dev).T[order]
     m = torch.as_tensor(mu, dtype=dtype, device=dev)
     lr_ = torch.tensor(lr, dtype=dtype, device=dev)
     reg_ = torch.tensor(reg, dtype=dtype, device=dev)
@@ -131,7 +196,3 @@ def run_torch_kernel(
                 on_f = on[..., None]
                 p_u[u] = torch.where(on_f, decay * p + step * q, p)
                 q_i[i] = torch.where(on_f, decay * q + step * p, q)
-    for out, fitted in ((pu, p_u.transpose(0, 1)), (qi, q_i.transpose(0, 1))):
-        out[...] = fitted.cpu().numpy()
-    bu[...] = b_u.T.cpu().numpy()
-    bi[...] = b_i.T.cpu().numpy()
