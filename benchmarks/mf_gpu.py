@@ -26,7 +26,7 @@ from datalever.data.registry import load_dataset
 from datalever.engine.runner import run_spec
 from datalever.learners.base import Delta
 from datalever.learners.mf import BiasedMF
-from datalever.learners.mf_torch import cuda_available
+from datalever.learners.mf_torch import gpu_present
 from datalever.spec import spec_from_dict
 from datalever.store import ResultsStore
 from mf_sweep import FULL_SWEEP_FITS, PAPER_SIZES
