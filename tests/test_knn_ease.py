@@ -257,3 +257,4 @@ def test_regularized_inverse_is_the_symmetric_inverse(n):
     got = regularized_inverse(gram.copy(), 3.0)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
     np.testing.assert_array_equal(got, got.T)
+    assert got.flags.c_contiguous  # the per-scenario row gathers need C order
