@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CPU path's jobs")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    device = args.device or ("cuda" if cuda_available() else "cpu")
+    device = args.device or ("cuda" if gpu_present() else "cpu")
 
     data = load_dataset("movielens-100k")
     torch_params = {"backend": "torch", "device": device}

@@ -216,3 +216,38 @@ def test_repeated_groups_are_planned_once_and_file_groups_follow_their_file(ml10
     after = plan(parse_spec(text), ml100k.checksum())
     file_keys = lambda scs: {s.key for s in scs if (s.collective.group or "").startswith("file:")}  # noqa: E731
     assert file_keys(before).isdisjoint(file_keys(after))
+
+
+def test_strikes_of_no_one_reuse_the_no_action_model(ml100k, tmp_path, monkeypatch):
+    """0.04 % of 943 users rounds to no one: such scenarios take the fold's no-action model
+    (fitted and judged once) and give what fitting them again gives, to the last bit."""
+    from datalever.engine import scenario_eval
+    from datalever.learners.base import Delta
+
+    spec = parse_spec(
+        SMALL_SPEC.replace("sizes = [0.0, 0.2, 0.6]", "sizes = [0.0, 0.0004, 0.2]")
+        .replace('groups = ["gender:F"]', "groups = []")
+        .replace('[[learners]]\nname = "popularity"\n', "")
+        .replace('name = "item_mean"', 'name = "biased_mf"\nn_epochs = 2')
+    )
+    fitted: list[Delta] = []
+    real_fit = scenario_eval.fit_scenarios
+
+    def counting_fit(learner, base, deltas, fast):
+        fitted.extend(deltas)
+        return real_fit(learner, base, deltas, fast)
+
+    monkeypatch.setattr(scenario_eval, "fit_scenarios", counting_fit)
+    store = ResultsStore(tmp_path / "a.sqlite")
+    reused = _values(store, run_spec(spec, store, data=ml100k).run_id)
+    # per fold: the no-action model in the set-up, then the 2 draws of size 0.2 only
+    assert len(fitted) == 2 * (1 + 2) and sum(d.is_empty for d in fitted) == 2
+    df = store.results(run_spec(spec, store, data=ml100k).run_id)
+    nobody = df[df["size"] == 0.0004]
+    assert len(nobody) > 0 and (nobody["n_participants"] == 0).all()
+    np.testing.assert_array_equal(nobody["value"], nobody["baseline"])
+
+    monkeypatch.setattr(Delta, "is_empty", property(lambda self: False))  # fit them all
+    other = ResultsStore(tmp_path / "b.sqlite")
+    refitted = _values(other, run_spec(spec, other, data=ml100k).run_id)
+    pd.testing.assert_frame_equal(reused, refitted, check_exact=True)

@@ -29,6 +29,11 @@ class Delta:
     removed: np.ndarray
     added: TrainingSet | None = None
 
+    @property
+    def is_empty(self) -> bool:
+        """Nothing removed and nothing added: the base training set itself."""
+        return len(self.removed) == 0 and (self.added is None or len(self.added) == 0)
+
     def apply(self, base: TrainingSet) -> TrainingSet:
         """The modified training set: the plain computation every fast path must equal."""
         keep = np.ones(len(base), dtype=bool)

@@ -350,9 +350,7 @@ class BiasedMF(Learner):
         mu = np.asarray(mus, dtype=_DTYPE)
         args = (users, items, ratings, active, mu, pu0, qi0, self.n_epochs, self.lr, self.reg)
         device = self.torch_device()
-        fitted = (
-            _fit_numba(*args) if device is None else mf_torch.fit_stacked(*args, device=device)
-        )
+        fitted = _fit_numba(*args) if device is None else mf_torch.fit_stacked(*args, device=device)
         for s, (bu, bi, pu, qi) in enumerate(fitted):
             known_users = np.bincount(users[active[s]], minlength=like.n_users) > 0
             known_items = np.bincount(items[active[s]], minlength=like.n_items) > 0
