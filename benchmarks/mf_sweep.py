@@ -8,7 +8,8 @@ per fit of each, their ratio, and both projected to the full 20,000-fit sweep. S
 timed on the same number of scenarios of every size, as the sweep has.
 
 datalever's time is the whole engine run (drawing collectives, fitting, judging every
-scenario, storing results) divided by the number of fits; Surprise's is its ``fit`` alone.
+scenario, storing results) divided by the number of scenarios (scenarios whose strike rounds to
+no one reuse the fold's no-action model, as the engine does); Surprise's is its ``fit`` alone.
 
     python benchmarks/mf_sweep.py --samples 10 --surprise-per-size 2
 """
@@ -120,17 +121,20 @@ def main() -> None:
     n_theirs = sum(len(t) for t in theirs.values())
     print(
         f"sweep: {len(PAPER_SIZES)} sizes × {args.samples} samples × 5 folds "
-        f"+ no-action = {fits} fits on movielens-100k, {args.jobs} job(s), path {paths}"
+        f"+ no-action = {fits} scenarios on movielens-100k, {args.jobs} job(s), path {paths}"
     )
     print(
-        f"datalever engine: {ours_total:.1f} s in all, {ours:.4f} s per fit (fit + judge + store)"
+        f"datalever engine: {ours_total:.1f} s in all, {ours:.4f} s per scenario "
+        "(fit + judge + store)"
     )
     print(
         f"Surprise SVD:     {surprise_per_fit:.4f} s per fit over the sweep's sizes "
         f"({n_theirs} fits, {args.surprise_per_size} per size; the median per size runs from "
         f"{min(per_size.values()):.4f} to {max(per_size.values()):.4f})"
     )
-    print(f"ratio: {surprise_per_fit / ours:.1f}× faster per fit (wall time, {args.jobs} job(s))")
+    print(
+        f"ratio: {surprise_per_fit / ours:.1f}× faster per scenario (wall time, {args.jobs} job(s))"
+    )
     print(
         f"       {surprise_per_fit / (ours * args.jobs):.1f}× per core (Surprise fits on one core)"
     )
