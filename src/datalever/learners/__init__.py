@@ -10,10 +10,12 @@ from datalever.learners.base import Delta, Learner, Model
 from datalever.learners.baselines import GlobalMean, ItemMean, Popularity
 from datalever.learners.ease import EASE
 from datalever.learners.knn import ItemKNN, UserKNN
+from datalever.learners.knn_centered import CenteredItemKNN
 from datalever.learners.mf import BiasedMF
 
 LEARNERS: dict[str, type[Learner]] = {
-    cls.name: cls for cls in (GlobalMean, ItemMean, Popularity, BiasedMF, UserKNN, ItemKNN, EASE)
+    cls.name: cls
+    for cls in (GlobalMean, ItemMean, Popularity, BiasedMF, UserKNN, ItemKNN, CenteredItemKNN, EASE)
 }
 
 
@@ -45,6 +47,7 @@ def make_learner(name: str, params: dict[str, Any] | None = None) -> Learner:
 
 __all__ = [
     "BiasedMF",
+    "CenteredItemKNN",
     "Delta",
     "EASE",
     "GlobalMean",

@@ -311,7 +311,7 @@ def _top_k(row, cand_x, cand_r, lo, m, k, buf, work, tie):  # pragma: no cover
 
 
 @numba.njit(cache=True, parallel=True)
-def _grid(sim, cand_x, cand_r, y_ptr, xs, ys, k, min_k, fallback, out):  # pragma: no cover
+def neighbour_grid(sim, cand_x, cand_r, y_ptr, xs, ys, k, min_k, fallback, out):  # pragma: no cover
     """``out[a, b]`` = estimate of x ``xs[a]`` from y ``ys[b]``'s candidates, by the rule of
     :meth:`KNNModel._estimate`, compiled for a full top-N grid; in parallel over the y (each
     column of ``out`` is one y's, computed exactly as alone)."""
@@ -416,7 +416,7 @@ class KNNModel(Model):
                 block = np.empty((len(cols), len(rows)))
                 args = (cols, users[rows])
             with parallel_kernel():
-                _grid(
+                neighbour_grid(
                     self.sim,
                     self.cand_x,
                     self.cand_r,
