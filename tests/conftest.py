@@ -51,6 +51,17 @@ def small_spec() -> Spec:
     return parse_spec(SMALL_SPEC)
 
 
+def records_from(users, items, ratings, n_users: int, n_items: int) -> TrainingSet:
+    """Records from sequences, in the loaders' types (int32 codes, float64 ratings)."""
+    return TrainingSet(
+        np.asarray(users, dtype=np.int32),
+        np.asarray(items, dtype=np.int32),
+        np.asarray(ratings, dtype=np.float64),
+        n_users,
+        n_items,
+    )
+
+
 def random_records(rng: np.random.Generator, n: int, n_users: int, n_items: int) -> TrainingSet:
     """``n`` records with users, items and whole-star ratings drawn uniformly (in that order)."""
     return TrainingSet(

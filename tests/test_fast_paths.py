@@ -17,6 +17,7 @@ from datalever.learners.base import Delta, Learner, Model, fit_scenarios
 from datalever.protocols import DataStrikesProtocol
 from datalever.spec import parse_spec
 from datalever.store import ResultsStore
+from tests.conftest import records_from
 
 LEARNERS = [
     GlobalMean(),
@@ -74,14 +75,7 @@ def records(draw, n_users: int, n_items: int, max_size: int, ratings=RATINGS) ->
         )
     )
     users, items, ratings = (np.array(col) for col in zip(*rows, strict=True)) if rows else [[]] * 3
-    return TrainingSet(
-        np.asarray(users, dtype=np.int32),
-        np.asarray(items, dtype=np.int32),
-        np.asarray(ratings, dtype=np.float64),
-        n_users,
-        n_items,
-        (1.0, 5.0),
-    )
+    return records_from(users, items, ratings, n_users, n_items)
 
 
 @st.composite

@@ -13,17 +13,13 @@ from hypothesis import strategies as st
 from datalever.data.contributions import TrainingSet
 from datalever.errors import DataleverError
 from datalever.learners import CenteredItemKNN, make_learner
+from tests.conftest import records_from
 
 
 def records(rows: list[tuple[int, int, float]], n_users: int, n_items: int) -> TrainingSet:
-    users, items, ratings = zip(*rows, strict=True) if rows else ((), (), ())
-    return TrainingSet(
-        np.array(users, dtype=np.int32),
-        np.array(items, dtype=np.int32),
-        np.array(ratings, dtype=np.float64),
-        n_users,
-        n_items,
-    )
+    """Records from (user, item, rating) rows."""
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), ()]
+    return records_from(*columns, n_users, n_items)
 
 
 # u0: i0 = 5, i1 = 3; u1: i0 = 3, i1 = 1, i2 = 4; u2: i1 = 5, i2 = 2; u3 has no ratings.
@@ -59,9 +55,10 @@ def test_worked_example():
 
 
 def test_a_later_rating_of_the_same_pair_replaces_the_earlier():
-    again = records([*zip(EXAMPLE.users, EXAMPLE.items, EXAMPLE.ratings, strict=True)], 4, 3)
-    doubled = records([(2, 1, 1.0), *[(int(u), int(i), float(r)) for u, i, r in zip(
-        again.users, again.items, again.ratings, strict=True)]], 4, 3)  # fmt: skip
+    # u2 rated i1 once before (1 star); its later 5 stars count, as if the first were not there
+    doubled = records_from(
+        np.r_[2, EXAMPLE.users], np.r_[1, EXAMPLE.items], np.r_[1.0, EXAMPLE.ratings], 4, 3
+    )
     a = CenteredItemKNN().fit(EXAMPLE).score_users(np.arange(4))
     b = CenteredItemKNN().fit(doubled).score_users(np.arange(4))
     np.testing.assert_array_equal(a, b)

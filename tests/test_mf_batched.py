@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from datalever.data.contributions import TrainingSet
 from datalever.learners.base import Delta, fit_scenarios
 from datalever.learners.mf import BatchedSGD, BiasedMF, BiasedMFModel, visit_order
-from tests.conftest import random_records
+from tests.conftest import random_records, records_from
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -40,13 +40,7 @@ def records(draw, n_users: int, n_items: int, max_size: int) -> TrainingSet:
     ratings = draw(
         st.lists(st.sampled_from([1.0, 2.0, 3.0, 3.5, 4.0, 5.0]), min_size=n, max_size=n)
     )
-    return TrainingSet(
-        np.array(users, dtype=np.int32),
-        np.array(items, dtype=np.int32),
-        np.array(ratings, dtype=np.float64),
-        n_users,
-        n_items,
-    )
+    return records_from(users, items, ratings, n_users, n_items)
 
 
 @st.composite

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from datalever.errors import DataleverError
 from datalever.learners import make_learner, mf_torch
 from datalever.learners.mf import BiasedMF, BiasedMFModel
-from datalever.learners.mf_torch import run_torch_kernel, sgd_waves, torch_available
+from datalever.learners.mf_torch import fit_stacked, sgd_waves, torch_available
 from tests.test_learners import reference_sgd
 from tests.test_mf_batched import SETTINGS, all_pairs, problems
 
@@ -78,22 +78,23 @@ def test_waves_in_float64_are_the_sequential_sgd(problem, n_factors):
     n, k = len(base), len(ds)
     active = np.array([rng.random(n) < 0.7 for _ in ds], dtype=bool).reshape(k, n)
     mu = rng.uniform(2, 4, k)
-    bu = rng.normal(0, 0.1, (k, base.n_users))
-    bi = rng.normal(0, 0.1, (k, base.n_items))
-    pu = rng.normal(0, 0.1, (k, base.n_users, n_factors))
-    qi = rng.normal(0, 0.1, (k, base.n_items, n_factors))
-    start = [a.copy() for a in (bu, bi, pu, qi)]
-    run_torch_kernel(
-        base.users, base.items, base.ratings, active, mu, bu, bi, pu, qi, 3, 0.05, 0.1, "cpu"
+    pu0 = rng.normal(0, 0.1, (base.n_users, n_factors))
+    qi0 = rng.normal(0, 0.1, (base.n_items, n_factors))
+    fitted = list(
+        fit_stacked(base.users, base.items, base.ratings, active, mu, pu0, qi0, 3, 0.05, 0.1, "cpu")
     )
-    for s in range(k):
+    assert len(fitted) == k
+    zeros_u, zeros_i = np.zeros(base.n_users), np.zeros(base.n_items)
+    for s, got in enumerate(fitted):
         on = active[s]
         expected = reference_sgd(
             base.users[on], base.items[on], base.ratings[on], mu[s],
-            *(a[s] for a in start), 3, 0.05, 0.1,
+            zeros_u, zeros_i, pu0, qi0, 3, 0.05, 0.1,
         )  # fmt: skip
-        for got, want in zip((bu[s], bi[s], pu[s], qi[s]), expected, strict=True):
-            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+        for g, want in zip(got, expected, strict=True):
+            np.testing.assert_allclose(g, want, rtol=0, atol=1e-12)
+        if on.any():  # it moved the parameters
+            assert not np.allclose(got[2], pu0) or not np.allclose(got[3], qi0)
 
 
 def assert_close_models(got: BiasedMFModel, expected: BiasedMFModel, atol: float) -> None:

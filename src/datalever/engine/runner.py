@@ -174,9 +174,10 @@ def _batches(spec: Spec, pending: list[Scenario], jobs: int) -> list[tuple[int, 
     groups: dict[tuple[int, int], list[Scenario]] = defaultdict(list)
     for sc in pending:
         groups[(index_of[sc.learner], sc.fold)].append(sc)
+    learners = [make_learner(ls.name, ls.params()) for ls in spec.learners]
     out = []
     for (li, fold), scs in sorted(groups.items()):
-        learner = make_learner(spec.learners[li].name, spec.learners[li].params())
+        learner = learners[li]
         shared_by = 1 if learner.runs_on_gpu else max(1, jobs)  # GPU batches run one at a time
         size = max(1, min(learner.batch_size, math.ceil(len(scs) / shared_by)))
         out.extend((li, fold, scs[i : i + size]) for i in range(0, len(scs), size))

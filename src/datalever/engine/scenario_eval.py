@@ -115,21 +115,23 @@ class FoldContext:
         return np.bincount(contributors, minlength=self.data.n_contributors) > 0
 
     # The judging of the fold is prepared once; ties are broken in one order per fold.
+    @property
+    def _tie_seed(self) -> int:
+        return hash_seed(self.spec.seed, self.fold.index)
+
     @functools.cached_property
     def _ratings(self) -> RatingsTask:
-        tie_seed = hash_seed(self.spec.seed, self.fold.index)
-        return RatingsTask(self.held_out(), self.spec.protocol.relevance_threshold, tie_seed)
+        return RatingsTask(self.held_out(), self.spec.protocol.relevance_threshold, self._tie_seed)
 
     @functools.cached_property
     def _topn(self) -> TopNTask:
         base = self.base_training_set()
-        tie_seed = hash_seed(self.spec.seed, self.fold.index)
         return TopNTask(
             self.held_out(),
             base.users,
             base.items,
             self.spec.protocol.list_length,
-            tie_seed=tie_seed,
+            tie_seed=self._tie_seed,
         )
 
     def per_user(self, ev: Evaluation) -> dict[str, tuple[np.ndarray, np.ndarray]]:

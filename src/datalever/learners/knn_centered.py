@@ -29,16 +29,16 @@ import scipy.sparse as sp
 
 from datalever.data.contributions import TrainingSet
 from datalever.learners.base import Learner, Model
-from datalever.learners.knn import neighbour_grid
+from datalever.learners.knn import Candidates, neighbour_grid
 from datalever.learners.parallel import parallel_kernel
 
 
 def last_rating_per_pair(train: TrainingSet) -> TrainingSet:
-    """One record per (user, item): the last one listed (a later rating replaces an earlier)."""
+    """One record per (user, item), the last one listed (a later rating replaces an earlier),
+    ordered by user, then item."""
     key = train.users.astype(np.int64) * train.n_items + train.items
-    _, first_of_reversed = np.unique(key[::-1], return_index=True)
-    keep = np.sort(len(key) - 1 - first_of_reversed)
-    return train.subset(keep)
+    _, first_of_reversed = np.unique(key[::-1], return_index=True)  # sorted by key
+    return train.subset(len(key) - 1 - first_of_reversed)
 
 
 class CenteredItemKNNModel(Model):
@@ -120,16 +120,8 @@ class CenteredItemKNN(Learner):
         # similarities only, so these become 0.
         sim[sim < self.min_sim] = 0.0
         np.fill_diagonal(sim, 0.0)
-        # A user's history (items and centred ratings), ordered by user.
-        by_user = np.lexsort((train.items, train.users))
-        indptr = np.zeros(n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(train.users, minlength=n_users), out=indptr[1:])
+        # Each user's history: items (ascending) and centred ratings.
+        items, values, ptr = Candidates(train.items, train.users, deviations, n_users).arrays()
         return CenteredItemKNNModel(
-            np.ascontiguousarray(sim),
-            means,
-            indptr,
-            train.items[by_user].astype(np.int64),
-            deviations[by_user],
-            self.k,
-            self.min_k,
+            np.ascontiguousarray(sim), means, ptr, items, values, self.k, self.min_k
         )

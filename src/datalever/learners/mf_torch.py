@@ -88,10 +88,16 @@ def gpu_present() -> bool:
         return False
     if sys.platform == "linux" and not any(map(os.path.exists, _GPU_DRIVER_FILES)):
         return False
+    return bool(_torch().cuda.is_available())
+
+
+def _torch():
+    """torch, imported so that asking about CUDA devices goes through NVML and does not start
+    CUDA in this process (the engine's worker processes fork after it)."""
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     import torch
 
-    return bool(torch.cuda.is_available())
+    return torch
 
 
 def require_torch() -> None:
@@ -105,9 +111,12 @@ def require_torch() -> None:
 def resolve_device(device: str | None) -> str:
     """The torch device to fit on: ``device``, checked, or CUDA when none is given."""
     require_torch()
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-    import torch
+    return _checked_device(device)
 
+
+@functools.cache  # asked once per device: every batch size, key and fit asks again
+def _checked_device(device: str | None) -> str:
+    torch = _torch()
     try:
         parsed = torch.device(device or "cuda")
     except RuntimeError:
@@ -144,24 +153,6 @@ def fit_stacked(
     _sgd_waves(users, items, ratings, active, mu, b_u, b_i, p_u, q_i, n_epochs, lr, reg)
     for s in range(k):
         yield tuple(t[:, s].cpu().numpy() for t in (b_u, b_i, p_u, q_i))
-
-
-def run_torch_kernel(
-    users, items, ratings, active, mu, bu, bi, pu, qi, n_epochs, lr, reg, device: str
-) -> None:
-    """:func:`datalever.learners.mf._run_kernel` on a torch device: the same arguments, and the
-    stacked parameters ``bu (K, n_users)``, ``bi``, ``pu (K, n_users, f)``, ``qi`` (each
-    scenario with its own starting point) are updated in place (computed on ``device``)."""
-    import torch
-
-    dev = torch.device(device)
-    # Scenario axis second: a record's parameters for every scenario are one contiguous block.
-    stacked = [
-        torch.as_tensor(a, device=dev).transpose(0, 1).contiguous() for a in (bu, bi, pu, qi)
-    ]
-    _sgd_waves(users, items, ratings, active, mu, *stacked, n_epochs, lr, reg)
-    for out, fitted in zip((bu, bi, pu, qi), stacked, strict=True):
-        out[...] = fitted.transpose(0, 1).cpu().numpy()
 
 
 def _sgd_waves(users, items, ratings, active, mu, b_u, b_i, p_u, q_i, n_epochs, lr, reg) -> None:
