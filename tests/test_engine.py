@@ -77,7 +77,7 @@ def test_gpu_learners_batches_run_in_this_process_beside_the_pool(
 ):
     """With a pool, a GPU learner's batches run in the engine's own process (the workers never
     start the device); the numbers are the same as an in-process run's."""
-    from datalever.engine import runner
+    from datalever.engine import executor as runner
 
     a, b = ResultsStore(tmp_path / "a.sqlite"), ResultsStore(tmp_path / "b.sqlite")
     ra = run_spec(small_spec, a, data=ml100k, jobs=1)

@@ -191,7 +191,8 @@ def test_numba_backend_never_uses_torch():
 def test_auto_backend_takes_the_gpu_when_torch_sees_one(monkeypatch, gpu, ml100k):
     """``auto`` follows :func:`gpu_present`: the device, batch size, key and the engine's
     batches all change with it (no GPU is started: nothing is fitted)."""
-    from datalever.engine.runner import _batches, _gpu_learners
+    from datalever.engine.executor import _gpu_learners
+    from datalever.engine.runner import _batches
     from datalever.scenarios import plan
     from datalever.spec import parse_spec
     from tests.conftest import SMALL_SPEC

@@ -19,7 +19,8 @@ from datalever.analysis.ask import COARSE_SIZES, LOOKS, AdaptiveSearch, SearchRe
 from datalever.analysis.question import Target, parse_delta
 from datalever.analysis.summary import per_sample
 from datalever.data.contributions import Contributions
-from datalever.engine.runner import Executor, run_spec
+from datalever.engine.executor import Executor
+from datalever.engine.runner import run_spec
 from datalever.metrics import parse_metric
 from datalever.spec import QuestionSpec, Spec
 from datalever.store import ResultsStore
