@@ -21,6 +21,8 @@ from datalever.analysis.summary import per_sample
 from datalever.data.contributions import Contributions
 from datalever.engine.executor import Executor
 from datalever.engine.runner import run_spec
+from datalever.errors import DataleverError
+from datalever.learners import LEARNERS
 from datalever.metrics import parse_metric
 from datalever.spec import QuestionSpec, Spec
 from datalever.store import ResultsStore
@@ -36,6 +38,42 @@ class Answer:
     text: str
     run_id: str
 
+    @property
+    def target(self) -> Target:
+        return parse_delta(self.question.delta)
+
+    @property
+    def score_unit(self) -> str:
+        """Scores of relative and gap deltas read in %, absolute ones in the metric's units."""
+        kind = self.target.kind
+        if kind == "absolute":
+            return f"{parse_metric(self.question.metric).name} units"
+        return "% of the no-action value" if kind == "relative" else "% of the lead"
+
+    def format_score(self, score: float) -> str:
+        if self.target.kind == "absolute":
+            return f"{score:.4f}"
+        return f"{100 * score:.2f} %"
+
+    @property
+    def threshold_text(self) -> str:
+        return self.format_score(self.result.threshold)
+
+    def size_rows(self) -> list[dict]:
+        """One row per collective size examined: samples, mean score, bounds, decision."""
+        return [
+            {
+                "size": v.size,
+                "users": round(v.size * self.n_users),
+                "samples": v.n,
+                "mean_score": _none(v.mean),
+                "low": _none(v.low),
+                "high": _none(v.high),
+                "decision": v.decision,
+            }
+            for v in self.result.verdicts
+        ]
+
     def to_dict(self) -> dict:
         r = self.result
         return {
@@ -48,22 +86,14 @@ class Answer:
             "delta": self.question.delta,
             "group": self.question.group,
             "confidence": self.question.confidence,
-            "size": _none(r.point),
+            "size": _none(r.high) if r.answer == "yes" else None,
             "size_low": _none(r.low),
             "size_high": _none(r.high),
-            "users": None if np.isnan(r.point) else round(r.point * self.n_users),
+            "estimated_threshold": _none(r.point),
+            "users": round(r.high * self.n_users) if r.answer == "yes" else None,
             "out_of_time": r.out_of_time,
-            "sizes": [
-                {
-                    "size": v.size,
-                    "samples": v.n,
-                    "mean_score": _none(v.mean),
-                    "low": _none(v.low),
-                    "high": _none(v.high),
-                    "decision": v.decision,
-                }
-                for v in r.verdicts
-            ],
+            "score_unit": "fraction" if self.target.kind != "absolute" else "metric",
+            "sizes": self.size_rows(),
         }
 
 
@@ -95,24 +125,40 @@ def sentence(
     lever: str,
     dataset: str,
 ) -> str:
-    """The answer in one plain sentence."""
+    """The answer in one plain sentence.
+
+    A "Yes" names the smallest size that was itself decided to reach the delta (never an
+    interpolated or undecided one) and the bracket that holds the threshold; a search stopped by
+    its time budget says so.
+    """
     target = parse_delta(question.delta)
     metric = parse_metric(question.metric).name
     level = f"{100 * question.confidence:g} %"
     where = f"for {question.group} ({learner}, {lever}, {dataset})"
+    stopped = (
+        " The time budget ran out before the search finished, so the bracket is wider than it "
+        "could be; allow more time (--max-minutes) to narrow it."
+        if result.out_of_time
+        else ""
+    )
     if result.answer == "yes":
-        users = round(result.point * n_users)
+        users = round(result.high * n_users)
+        estimate = (
+            f"; the smallest such share lies between {_pct(result.low)} and "
+            f"{_pct(result.high)} of users ({level} CI; interpolated estimate {_pct(result.point)})"
+            if np.isfinite(result.point)
+            else ""
+        )
         return (
-            f"Yes: a random collective of {_pct(result.point)} of users ({level} CI "
-            f"{_pct(result.low)}–{_pct(result.high)}, about {users} users) "
-            f"{target.describe(metric)} {where}."
+            f"Yes: a random collective of {_pct(result.high)} of users (about {users} users) "
+            f"{target.describe(metric)} {where}, decided at the {level} level{estimate}." + stopped
         )
     if result.answer == "no":
         largest = result.verdicts[-1]
         return (
             f"No: even {_pct(largest.size)} of users {_score_text(target, metric, largest.high)} "
             f"at most ({level} bound; mean {_amount(target, largest.mean)}), "
-            f"short of {question.delta} {where}."
+            f"short of {question.delta} {where}." + stopped
         )
     undecided = [v for v in result.verdicts if v.decision == "undecided"]
     sizes = ", ".join(_pct(v.size) for v in undecided) or "none"
@@ -122,6 +168,37 @@ def sentence(
         f"{target.describe(metric)} {where}; sizes still undecided: {sizes}. "
         "Allow more time or samples."
     )
+
+
+def check_answerable(spec: Spec) -> None:
+    """Refuse, before anything runs, a question no search could answer."""
+    q = spec.question
+    if q is None:
+        raise DataleverError("The spec has no [question].", "add one, or pass --delta.")
+    learner = _question_learner(spec)
+    if parse_delta(q.delta).kind == "gap" and learner == spec.evaluation.reference:
+        raise DataleverError(
+            f"A gap delta ({q.delta}) measures the share of {learner}'s lead over the reference "
+            f"learner erased, but the reference is {learner} itself: the lead is zero.",
+            "ask about another learner (--learner ease), or use a relative delta such as -2%.",
+        )
+    if q.group in ("like-participants", "non-members"):
+        raise DataleverError(
+            f"The group {q.group!r} exists only for targeted collectives, and "
+            "ask draws random ones.",
+            "ask about everyone, participants or non-participants.",
+        )
+    if q.group == "participants" and spec.lever.kind == "boycott":
+        raise DataleverError(
+            "Under a boycott the participants leave the service, so they are not evaluated.",
+            "ask about everyone or non-participants.",
+        )
+    metric = parse_metric(q.metric)
+    if metric.needs_ratings and not LEARNERS[learner].predicts_ratings:
+        raise DataleverError(
+            f"{metric.name} needs rating estimates, but {learner} does not estimate ratings.",
+            "ask about a ranking metric such as ndcg@10, or a rating learner such as biased_mf.",
+        )
 
 
 def _question_learner(spec: Spec) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -15,20 +16,30 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
+from datalever import __version__
 from datalever.errors import DataleverError
 
+# Help texts and every message are printed literally: `[data]` is a TOML table, not markup.
 app = typer.Typer(
     help="Measure data leverage: how much a collective of contributors can boost or harm a model.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
-data_app = typer.Typer(help="Obtain datasets and look at them.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Obtain datasets and look at them.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
+# No console markup anywhere: user-supplied text (run ids, paths, names) is shown as given.
+console = Console(markup=False, highlight=False)
+err_console = Console(stderr=True, markup=False, highlight=False)
+
+#: The most worker processes a command accepts (more than any machine's cores is a typo).
+MAX_JOBS = 1024
 
 
 def friendly(command: Callable) -> Callable:
@@ -39,10 +50,28 @@ def friendly(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except DataleverError as e:
-            err_console.print(f"[bold red]Error:[/bold red] {e}", highlight=False, soft_wrap=True)
+            err_console.print(Text.assemble(("Error: ", "bold red"), str(e)), soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"datalever {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Measure data leverage: how much a collective of contributors can boost or harm a model."""
 
 
 StoreOpt = Annotated[
@@ -71,7 +100,7 @@ def _run_with_progress(spec, store, jobs: int, path: str, quiet: bool = False):
     from datalever.engine import run_spec
 
     progress = Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", markup=False, style="bold"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -97,8 +126,9 @@ def _run_with_progress(spec, store, jobs: int, path: str, quiet: bool = False):
         )
     if report.interrupted:
         err_console.print(
-            f"[yellow]Interrupted after {report.n_computed} scenarios; every finished scenario "
-            "is stored. Run the same command again to resume.[/yellow]"
+            f"Interrupted after {report.n_computed} scenarios; every finished scenario "
+            "is stored. Run the same command again to resume.",
+            style="yellow",
         )
         raise typer.Exit(130)
     err_console.print(
@@ -119,31 +149,49 @@ def _print_summary(
     from datalever.analysis import summarise
     from datalever.metrics import parse_metric
     from datalever.report import render_summary, summary_records
-    from datalever.spec import EVAL_GROUPS
 
-    summary = summarise(store.results(run_id), confidence=confidence)
+    summary = summarise(_run_results(store, run_id), confidence=confidence)
     if metric:
-        summary = summary[summary["metric"] == parse_metric(metric).name]
+        summary = _only(summary, "metric", parse_metric(metric).name, run_id)
     if group:
-        if group not in EVAL_GROUPS:
-            raise DataleverError(
-                f"Unknown evaluation group {group!r}.", f"use one of: {', '.join(EVAL_GROUPS)}."
-            )
-        summary = summary[summary["eval_group"] == group]
+        summary = _only(summary, "eval_group", group, run_id)
     if fmt is Format.csv:
         sys.stdout.write(summary.to_csv(index=False))
     elif fmt is Format.json:
         sys.stdout.write(json.dumps(summary_records(summary), indent=2) + "\n")
     else:
-        wide = Console(width=max(console.width, 140))
+        wide = Console(width=max(console.width, 140), markup=False, highlight=False)
         render_summary(summary, wide, title=f"Run {run_id}", confidence=confidence)
+
+
+def _only(summary, column: str, value: str, run_id: str):
+    """The rows with ``column == value``, or an error naming the values the run has."""
+    have = list(dict.fromkeys(summary[column]))
+    if value not in have:
+        what = "metric" if column == "metric" else "evaluation group"
+        raise DataleverError(
+            f"Run {run_id} has no {what} {value!r}.", f"it has: {', '.join(map(str, have))}."
+        )
+    return summary[summary[column] == value]
+
+
+def _run_results(store, run_id: str):
+    """The run's results, or a clear error when it has no finished scenario yet."""
+    results = store.results(run_id)
+    if results.empty:
+        raise DataleverError(
+            f"Run {run_id} has no finished scenarios yet (it was interrupted or failed before "
+            "the first one was stored).",
+            "run its spec again to compute them, or pick another run (datalever runs).",
+        )
+    return results
 
 
 def _print_answer(store, run_id: str, spec) -> None:
     """The answer line, when the spec asks a question."""
     stored = store.answer(run_id)  # what `ask` concluded, with its own stopping rule
     if stored is not None:
-        console.print(f"[bold]{stored}[/bold]")
+        console.print(stored, style="bold")
         return
     if spec.question is None:
         return
@@ -151,7 +199,7 @@ def _print_answer(store, run_id: str, spec) -> None:
 
     answer = answer_run(store, run_id, spec, _n_users(spec))
     if answer is not None:
-        console.print(f"[bold]{answer.text}[/bold]")
+        console.print(answer.text, style="bold")
 
 
 def _n_users(spec) -> int:
@@ -167,7 +215,10 @@ def _print_curves(store, run_id: str) -> None:
     from datalever.analysis import summarise
     from datalever.report import render_curve
 
-    summary = summarise(store.results(run_id))
+    results = store.results(run_id)
+    if results.empty:
+        return
+    summary = summarise(results)
     for metric in dict.fromkeys(summary["metric"]):
         render_curve(summary, console, metric)
 
@@ -176,7 +227,7 @@ def _print_curves(store, run_id: str) -> None:
 @friendly
 def demo(
     store: StoreOpt = DEFAULT_STORE,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1)] = os.cpu_count() or 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=MAX_JOBS)] = (os.cpu_count() or 1),
 ) -> None:
     """Run the embedded demo: a random data-strike sweep on MovieLens-100K."""
     from datalever.spec import parse_spec
@@ -198,14 +249,18 @@ def demo(
 def run(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC.toml", help="Experiment spec.")],
     store: StoreOpt = DEFAULT_STORE,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=MAX_JOBS, help="Worker processes.")
+    ] = 1,
     path: Annotated[
         FitPath,
         typer.Option(
             "--path", help="auto: fastest exact path; plain: plain fits only, for checking."
         ),
     ] = FitPath.auto,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar (the results still print).")
+    ] = False,
 ) -> None:
     """Run the experiment a spec describes; run it again to resume after an interruption."""
     from datalever.spec import load_spec
@@ -214,8 +269,7 @@ def run(
     spec = load_spec(spec_path)
     results_store = ResultsStore(store)
     report = _run_with_progress(spec, results_store, jobs, path.value, quiet)
-    if not quiet:
-        _print_curves(results_store, report.run_id)
+    _print_curves(results_store, report.run_id)
     _print_answer(results_store, report.run_id, spec)
 
 
@@ -223,81 +277,72 @@ def run(
 @friendly
 def ask(
     delta: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Target change: -2% (relative), -0.01 (absolute) "
-            "or gap:50% (share of the lead over the item mean)."
+            help="Target change: -2% (relative), -0.01 (absolute) or gap:50% (share of the "
+            "lead over the item mean). Default: the spec's [question] delta."
         ),
-    ],
-    data: Annotated[str, typer.Option(help="Dataset name or path.")] = "movielens-100k",
-    learner: Annotated[str, typer.Option(help="Learner name.")] = "ease",
-    lever: Annotated[str, typer.Option(help="strike or boycott.")] = "strike",
-    metric: Annotated[str, typer.Option(help="Capability metric.")] = "ndcg@10",
-    group: Annotated[str, typer.Option(help="Evaluation group.")] = "everyone",
-    confidence: Annotated[float, typer.Option(min=0.5, max=0.999)] = 0.95,
-    max_minutes: Annotated[float, typer.Option(help="Time budget.")] = 5.0,
-    protocol: Annotated[str, typer.Option(help="data-strikes or holdout.")] = "data-strikes",
-    folds: Annotated[int, typer.Option(help="Folds run per scenario (data-strikes).")] = 1,
-    seed: Annotated[int, typer.Option()] = 0,
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Dataset name or path. [default: movielens-100k]")
+    ] = None,
+    learner: Annotated[str | None, typer.Option(help="Learner name. [default: ease]")] = None,
+    lever: Annotated[str | None, typer.Option(help="strike or boycott. [default: strike]")] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="Capability metric. [default: ndcg@10]")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Evaluation group. [default: everyone]")] = None,
+    confidence: Annotated[
+        float | None, typer.Option(min=0.5, max=0.999, help="Confidence level. [default: 0.95]")
+    ] = None,
+    max_minutes: Annotated[
+        float, typer.Option(min=0.01, max=7 * 24 * 60, help="Time budget in minutes.")
+    ] = 5.0,
+    protocol: Annotated[
+        str | None, typer.Option(help="data-strikes or holdout. [default: data-strikes]")
+    ] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(min=1, max=20, help="Folds run per scenario (data-strikes). [default: 1]"),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed. [default: 0]")] = None,
     spec_path: Annotated[
         Path | None,
         typer.Option(
             "--spec",
-            help="Take data, protocol, learners, lever and [question] from a spec instead.",
+            help="Take data, protocol, learners, lever and [question] from a spec; the flags "
+            "given override it.",
         ),
     ] = None,
     store: StoreOpt = DEFAULT_STORE,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1)] = os.cpu_count() or 1,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table (text) or json.")] = (
-        Format.table
-    ),
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=MAX_JOBS)] = (os.cpu_count() or 1),
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="table (text), csv (the sizes) or json.")
+    ] = Format.table,
 ) -> None:
     """Can a collective change a model's capability by DELTA? Search collective sizes
     adaptively and answer with numbers."""
     from datalever.answer import ask as run_ask
+    from datalever.answer import check_answerable
     from datalever.engine.runner import load_spec_data
-    from datalever.spec import load_spec, spec_from_dict
     from datalever.store import ResultsStore
 
-    if spec_path is not None:
-        spec = load_spec(spec_path)
-        if spec.question is None:
-            raise DataleverError(
-                f"{spec_path} has no [question] table.",
-                'add one, e.g. [question] metric = "ndcg@10", delta = "-2%".',
-            )
-    else:
-        spec = spec_from_dict(
-            {
-                "name": f"ask {learner} {lever} {metric} {delta}",
-                "seed": seed,
-                "data": {"dataset": data},
-                "protocol": {"kind": protocol, "run_folds": folds},
-                "learners": [{"name": learner}],
-                "lever": {"kind": lever},
-                "collectives": {"sizes": [0.5]},
-                "evaluation": {"metrics": [metric], "groups": [group]},
-                "question": {
-                    "metric": metric,
-                    "delta": delta,
-                    "group": group,
-                    "confidence": confidence,
-                },
-            },
-            "the question",
-        )
-    q = spec.question
-    if q.group in ("like-participants", "non-members"):
-        raise DataleverError(
-            f"The group {q.group!r} exists only for targeted collectives, and "
-            "ask draws random ones.",
-            "ask about everyone, participants or non-participants.",
-        )
-    if q.group == "participants" and spec.lever.kind == "boycott":
-        raise DataleverError(
-            "Under a boycott the participants leave the service, so they are not evaluated.",
-            "ask about everyone or non-participants.",
-        )
+    if not math.isfinite(max_minutes):
+        raise DataleverError("--max-minutes must be a number of minutes.", "e.g. --max-minutes 5.")
+    flags = {
+        "delta": delta,
+        "data": data,
+        "learner": learner,
+        "lever": lever,
+        "metric": metric,
+        "group": group,
+        "confidence": confidence,
+        "protocol": protocol,
+        "folds": folds,
+        "seed": seed,
+    }
+    spec = _question_spec(spec_path, {k: v for k, v in flags.items() if v is not None})
+    check_answerable(spec)
     results_store = ResultsStore(store)
     err_console.print(f"Loading {spec.data.dataset}…")
     dataset = load_spec_data(spec)
@@ -313,28 +358,100 @@ def ask(
     if fmt is Format.json:
         sys.stdout.write(json.dumps(answer.to_dict(), indent=2) + "\n")
         return
+    rows = answer.size_rows()
+    if fmt is Format.csv:
+        import pandas as pd
+
+        sys.stdout.write(pd.DataFrame(rows).to_csv(index=False))
+        return
     from rich.table import Table
 
     table = Table(
-        title="Collective sizes examined (score: the change in the delta's units, "
-        "oriented so that reaching the delta means score ≥ its size)",
+        title="Collective sizes examined (score: the change in the delta's units "
+        f"({answer.score_unit}), oriented so that reaching the delta means score ≥ "
+        f"{answer.threshold_text})",
         header_style="bold",
     )
     for col in ("size", "users", "samples", "mean score", "bounds", "decision"):
         table.add_column(col, justify="right" if col != "decision" else "left")
-    for v in answer.result.verdicts:
-        bounds = "–" if v.low != v.low else f"{v.low:.4f} – {v.high:.4f}"
+    for row in rows:
+        bounds = (
+            "–"
+            if row["low"] is None
+            else f"{answer.format_score(row['low'])} – {answer.format_score(row['high'])}"
+        )
+        mean = "–" if row["mean_score"] is None else answer.format_score(row["mean_score"])
         table.add_row(
-            f"{100 * v.size:.3g} %",
-            str(round(v.size * answer.n_users)),
-            str(v.n),
-            f"{v.mean:.4f}",
+            f"{100 * row['size']:.3g} %",
+            str(row["users"]),
+            str(row["samples"]),
+            mean,
             bounds,
-            v.decision,
+            row["decision"],
         )
     console.print(table)
-    console.print(f"[bold]{answer.text}[/bold]")
+    console.print(answer.text, style="bold")
     console.print(f"Scenarios are stored in run {answer.run_id} of {store}.")
+
+
+def _question_spec(spec_path: Path | None, flags: dict):
+    """The spec `ask` answers: the spec file's (if any) with the flags given overriding it,
+    else one built from the flags and their defaults. Validated as a whole, once."""
+    from datalever.spec import load_spec, spec_from_dict
+
+    if spec_path is not None:
+        raw = load_spec(spec_path).model_dump(mode="json", exclude_none=True)
+        source = str(spec_path)
+        if "question" not in raw and "delta" not in flags:
+            raise DataleverError(
+                f"{spec_path} has no [question] table, and no --delta was given.",
+                'add one, e.g. [question] metric = "ndcg@10", delta = "-2%", or pass --delta.',
+            )
+    else:
+        if "delta" not in flags:
+            raise DataleverError(
+                "ask needs the change to look for.",
+                "pass --delta (e.g. --delta=-2%), or --spec with a [question] table.",
+            )
+        raw = {
+            "name": "ask",
+            "data": {"dataset": "movielens-100k"},
+            "protocol": {"kind": "data-strikes", "run_folds": 1},
+            "learners": [{"name": "ease"}],
+            "lever": {"kind": "strike"},
+            "collectives": {"sizes": [0.5]},
+            "evaluation": {"metrics": [], "groups": []},
+        }
+        source = "the question"
+    question = raw.setdefault("question", {"metric": "ndcg@10", "group": "everyone"})
+    for flag in ("delta", "metric", "group", "confidence", "learner"):
+        if flag in flags:
+            question[flag] = flags[flag]
+    if "data" in flags:
+        raw["data"] = {"dataset": flags["data"]}
+    if "lever" in flags:
+        raw["lever"] = {"kind": flags["lever"]}
+    if "protocol" in flags:
+        raw["protocol"]["kind"] = flags["protocol"]
+    if "folds" in flags:
+        raw["protocol"]["run_folds"] = flags["folds"]
+    if "seed" in flags:
+        raw["seed"] = flags["seed"]
+    names = [ls["name"] for ls in raw["learners"]]
+    if "learner" in flags and flags["learner"] not in names:
+        if spec_path is None:
+            raw["learners"] = [{"name": flags["learner"]}]
+        else:
+            raw["learners"].append({"name": flags["learner"]})
+    evaluation = raw["evaluation"]
+    for key, value in (("metrics", question.get("metric")), ("groups", question.get("group"))):
+        if isinstance(value, str) and value not in evaluation.setdefault(key, []):
+            evaluation[key].append(value)
+    if spec_path is None:
+        raw["name"] = f"ask {question.get('learner', names[0])} {raw['lever']['kind']} " + (
+            f"{question.get('metric')} {question.get('delta')}"
+        )
+    return spec_from_dict(raw, source)
 
 
 @app.command()
@@ -377,20 +494,64 @@ def report(
     from datalever.report.html import write_report
     from datalever.spec import spec_from_dict
 
+    _check_report_path(output)
     s = _existing_store(store)
     run_id = run_id or s.latest_run()
     spec = spec_from_dict(s.run_spec(run_id), f"run {run_id}")
+    _run_results(s, run_id)
     answer = s.answer(run_id)
     if answer is None and spec.question is not None:
         judged = answer_run(s, run_id, spec, _n_users(spec))
         answer = judged.text if judged is not None else None
-    if not output.parent.exists():
+    # Written beside the target and moved into place, so a failed write never leaves half a
+    # report (or damages the file it replaces).
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        write_report(s, run_id, spec, answer, partial)
+        os.replace(partial, output)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
         raise DataleverError(
-            f"The folder {output.parent} does not exist.",
-            "create it, or give another --output path.",
-        )
-    write_report(s, run_id, spec, answer, output)
+            f"Cannot write the report to {output}: {e.strerror or e}.",
+            "give --output a writable path on a disk with free space.",
+        ) from None
     console.print(f"Wrote {output} (run {run_id}).")
+
+
+def _check_report_path(output: Path) -> None:
+    """Refuse an output path that is a folder, lies under a file or a missing folder, or is an
+    existing file that is not a datalever report (a results store, say): never overwrite it."""
+    parent = output.parent
+    if not parent.exists():
+        raise DataleverError(
+            f"The folder {parent} does not exist.", "create it, or give another --output path."
+        )
+    if not parent.is_dir():
+        raise DataleverError(
+            f"{parent} is a file, not a folder, so {output} cannot be written.",
+            "give an --output path inside a folder.",
+        )
+    if output.is_dir():
+        raise DataleverError(
+            f"{output} is a folder.", "give --output a file name, e.g. report.html."
+        )
+    if output.exists() and not _is_report(output):
+        raise DataleverError(
+            f"{output} exists and is not a datalever report; it is left as it is.",
+            "give --output a new file name, or the path of an earlier report to replace.",
+        )
+
+
+def _is_report(path: Path) -> bool:
+    """A regular file that starts like the reports datalever writes."""
+    if not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace").lower()
+    except OSError:
+        return False
+    return head.startswith("<!doctype html") and "<title>datalever report:" in head
 
 
 @app.command()
@@ -440,12 +601,25 @@ def data_fetch(
 @friendly
 def data_info(
     name: Annotated[str, typer.Argument(help="A catalogue name or a path.")],
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            help="For a CSV/Parquet file: our column names mapped to the file's, as in a "
+            "spec's columns table, e.g. user=userId,item=movieId,rating=stars."
+        ),
+    ] = None,
 ) -> None:
     """Counts of contributors, items and records, and the attributes available for groups."""
     from datalever.data.registry import load_dataset
+    from datalever.data.tabular import load_table
 
-    d = load_dataset(name)
-    console.print(f"[bold]{d.name}[/bold]  (checksum {d.checksum()})")
+    if columns is not None:
+        d = load_table(name, _column_mapping(columns), name=name)
+    else:
+        d = load_dataset(name)
+    for note in getattr(d, "notes", ()):
+        err_console.print(note, style="yellow")
+    console.print(Text.assemble((d.name, "bold"), f"  (checksum {d.checksum()})"))
     console.print(f"  contributors: {d.n_contributors:,}")
     console.print(f"  items:        {d.n_items:,}")
     console.print(f"  records:      {len(d):,}")
@@ -459,6 +633,24 @@ def data_info(
             console.print(f"  {col}: {values.nunique()} distinct values")
     if genres := d.genres():
         console.print(f"  genres: {', '.join(genres)}")
+
+
+def _column_mapping(text: str) -> dict[str, str]:
+    """``user=a,item=b`` as a dictionary, with a clear error for anything else."""
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        ours, sep, theirs = part.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise DataleverError(
+                f"Cannot read the column mapping {text[:200]!r}.",
+                "write it as user=COLUMN,item=COLUMN,rating=COLUMN (our name = the file's).",
+            )
+        if ours.strip() in mapping:
+            raise DataleverError(
+                f"The column mapping names {ours.strip()!r} twice.", "give each of ours once."
+            )
+        mapping[ours.strip()] = theirs.strip()
+    return mapping
 
 
 def main() -> None:

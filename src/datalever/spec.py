@@ -53,12 +53,25 @@ def _validated(parse, text: str) -> str:
     return text
 
 
+#: Limits that keep a spec's work and memory sane; past them a spec is refused before anything
+#: runs (a typo such as ``samples = 1000000000`` would otherwise run for years).
+MAX_SPEC_BYTES = 1_000_000
+MAX_SAMPLES = 10_000
+MAX_SEED = 2**63 - 1
+MAX_TEXT = 1_000
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Strict types: no booleans or strings where numbers belong, no floats for integers, no
+    infinite or NaN numbers, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class DataSpec(_Strict):
-    dataset: str = Field(description="A catalogue name (movielens-100k) or a path.")
+    dataset: str = Field(
+        min_length=1, max_length=4096, description="A catalogue name (movielens-100k) or a path."
+    )
     columns: dict[str, str] | None = Field(
         default=None, description="For CSV/Parquet: our column name → the file's."
     )
@@ -68,16 +81,21 @@ class ProtocolSpec(_Strict):
     kind: Literal["data-strikes", "holdout"] = "data-strikes"
     folds: int = Field(default=5, ge=2, le=20, description="Data Strikes folds.")
     run_folds: int | None = Field(
-        default=None, ge=1, description="Run only the first N folds (quick looks)."
+        default=None, ge=1, le=20, description="Run only the first N folds (quick looks)."
     )
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Holdout share.")
-    relevance_threshold: float = 4.0
-    list_length: int = Field(default=10, ge=1, description="Top-N list length (holdout).")
+    relevance_threshold: float = Field(default=4.0, ge=-1e6, le=1e6)
+    list_length: int = Field(
+        default=10, ge=1, le=100_000, description="Top-N list length (holdout)."
+    )
 
 
 class LearnerSpec(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str
+    """A learner by name; its other keys are its parameters, checked by the learner's own
+    typed config (:func:`datalever.learners.check_learner`)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: str = Field(max_length=100)
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -89,11 +107,19 @@ class LeverSpec(_Strict):
 
 
 class CollectivesSpec(_Strict):
-    sizes: list[float] = Field(default_factory=list)
-    counts: list[int] = Field(default_factory=list)
-    groups: list[str] = Field(default_factory=list)
-    samples: int = Field(default=5, ge=1)
+    sizes: list[float] = Field(default_factory=list, max_length=1_000)
+    counts: list[int] = Field(default_factory=list, max_length=1_000)
+    groups: list[str] = Field(default_factory=list, max_length=1_000)
+    samples: int = Field(default=5, ge=1, le=MAX_SAMPLES)
     participation: float = Field(default=0.5, gt=0, le=1)
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_readable(cls, groups: list[str]) -> list[str]:
+        long = [g[:40] for g in groups if len(g) > MAX_TEXT or not g.strip()]
+        if long:
+            raise ValueError(f"groups must be short, non-blank descriptions; got {long!r}")
+        return groups
 
     @field_validator("sizes")
     @classmethod
@@ -109,16 +135,20 @@ class CollectivesSpec(_Strict):
     @field_validator("counts")
     @classmethod
     def _counts_positive(cls, counts: list[int]) -> list[int]:
-        if any(c < 0 for c in counts):
-            raise ValueError("counts must be zero or more users")
+        if any(not 0 <= c <= 10**9 for c in counts):
+            raise ValueError("counts must be between zero and 1,000,000,000 users")
         return counts
 
 
 class EvaluationSpec(_Strict):
-    metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "precision@10", "rmse"])
-    groups: list[EvalGroup] = Field(default_factory=lambda: list(EVAL_GROUPS))
+    metrics: list[str] = Field(
+        default_factory=lambda: ["ndcg@10", "precision@10", "rmse"], min_length=1, max_length=50
+    )
+    groups: list[EvalGroup] = Field(default_factory=lambda: list(EVAL_GROUPS), min_length=1)
     reference: str = Field(
-        default="item_mean", description="Baseline learner for the share of the gap."
+        default="item_mean",
+        max_length=100,
+        description="Baseline learner for the share of the gap.",
     )
     confidence: float = Field(
         default=0.95, gt=0.5, lt=1, description="Level of the reported confidence intervals."
@@ -127,24 +157,38 @@ class EvaluationSpec(_Strict):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, metrics: list[str]) -> list[str]:
+        """Metrics are kept in their canonical spelling (``NDCG@10 `` is ``ndcg@10``), once."""
         for m in metrics:
             _validated(parse_metric, m)
-        return metrics
+        names = [parse_metric(m).name for m in metrics]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"metrics list {', '.join(twice)} more than once (case and spaces do not count)"
+            )
+        return names
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_once(cls, groups: list[str]) -> list[str]:
+        return list(dict.fromkeys(groups))
 
 
 class QuestionSpec(_Strict):
     """Can a collective change ``metric`` by ``delta`` for ``group``?"""
 
-    metric: str
-    delta: str = Field(description="-2% (relative), -0.01 (absolute) or gap:50%.")
+    metric: str = Field(max_length=40)
+    delta: str = Field(max_length=40, description="-2% (relative), -0.01 (absolute) or gap:50%.")
     group: EvalGroup = "everyone"
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
-    learner: str | None = Field(default=None, description="Default: the first learner.")
+    learner: str | None = Field(
+        default=None, max_length=100, description="Default: the first learner."
+    )
 
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        return _validated(parse_metric, metric)
+        return parse_metric(_validated(parse_metric, metric)).name
 
     @field_validator("delta")
     @classmethod
@@ -155,8 +199,10 @@ class QuestionSpec(_Strict):
 
 
 class Spec(_Strict):
-    name: str = "experiment"
-    seed: int = 0
+    name: str = Field(default="experiment", min_length=1, max_length=200)
+    seed: int = Field(
+        default=0, ge=0, le=MAX_SEED, description="Every random choice flows from it."
+    )
     data: DataSpec
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     learners: list[LearnerSpec] = Field(min_length=1)
@@ -176,13 +222,28 @@ class Spec(_Strict):
 
 def parse_spec(text: str, source: str = "spec") -> Spec:
     """Parse and validate TOML text, turning every problem into one clear error."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise DataleverError(
+            f"{source} is {len(text):,} characters long; a spec is at most {MAX_SPEC_BYTES:,}.",
+            "give the spec file itself, not a data file.",
+        )
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise DataleverError(
             f"{source} is not valid TOML: {e}.", "fix the syntax at the line it names."
         ) from None
+    except RecursionError:
+        raise DataleverError(
+            f"{source} nests tables or arrays too deeply to read.",
+            "a spec needs at most three levels; see examples/data-strikes-ml100k.toml.",
+        ) from None
     return spec_from_dict(raw, source)
+
+
+def _problem(err: dict) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "spec"
+    return f"{where}: {err['msg']}"[:300]
 
 
 def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
@@ -190,9 +251,10 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in e.errors()
-        )
+        errors = e.errors(include_url=False, include_input=False)
+        problems = "; ".join(_problem(err) for err in errors[:10])
+        if len(errors) > 10:
+            problems += f"; and {len(errors) - 10} more"
         raise DataleverError(
             f"{source} is not a valid spec ({problems}).",
             "see examples/data-strikes-ml100k.toml for a complete spec.",
@@ -253,9 +315,40 @@ def _check_metrics_computable(spec: Spec, source: str) -> None:
 
 
 def load_spec(path: Path) -> Spec:
+    """Read and validate a spec file. Relative paths in it (a data file, ``file:`` groups) are
+    taken from the spec's own folder, so a spec means the same wherever it is run from."""
     if not path.is_file():
         raise DataleverError(
-            f"The spec file {path} does not exist.",
+            f"The spec file {path} does not exist or is not a file.",
             "give the path of a TOML spec, e.g. examples/data-strikes-ml100k.toml.",
         )
-    return parse_spec(path.read_text(), source=str(path))
+    try:
+        blob = path.read_bytes()[: MAX_SPEC_BYTES + 1]
+        text = blob.decode("utf-8")
+    except OSError as e:
+        raise DataleverError(
+            f"Cannot read the spec file {path}: {e.strerror}.", "check the path and permissions."
+        ) from None
+    except UnicodeDecodeError:
+        raise DataleverError(
+            f"The spec file {path} is not UTF-8 text (is it a binary or data file?).",
+            "give a TOML spec saved as UTF-8, e.g. examples/data-strikes-ml100k.toml.",
+        ) from None
+    return _anchor_paths(parse_spec(text, source=str(path)), path.resolve().parent)
+
+
+def _anchor_paths(spec: Spec, folder: Path) -> Spec:
+    """Make the spec's relative paths relative to ``folder`` (the spec file's)."""
+    from datalever.data.registry import resolve_name
+
+    dataset = spec.data.dataset
+    if resolve_name(dataset) is None and not Path(dataset).expanduser().is_absolute():
+        spec.data.dataset = str(folder / dataset)
+    groups = []
+    for group in spec.collectives.groups:
+        if group.startswith("file:"):
+            file = Path(group.removeprefix("file:")).expanduser()
+            group = f"file:{file if file.is_absolute() else folder / file}"
+        groups.append(group)
+    spec.collectives.groups = groups
+    return spec

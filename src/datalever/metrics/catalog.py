@@ -130,12 +130,17 @@ _KINDS: dict[str, Callable] = {
 }
 _WITH_K = {"ndcg", "precision", "recall", "hitrate"}
 _PATTERN = re.compile(r"^([a-z_]+)(?:@(\d+))?$")
+#: The largest cutoff accepted: longer lists than any catalogue has items make no sense.
+MAX_CUTOFF = 100_000
 
 
 def parse_metric(name: str) -> Metric:
     """Parse ``"ndcg@10"``-style names, with a clear error for unknown ones."""
-    m = _PATTERN.match(name.strip().lower())
     known = ", ".join(f"{k}@K" if k in _WITH_K else k for k in _KINDS)
+    if not isinstance(name, str) or len(name) > 40:
+        shown = repr(name)[:40]
+        raise DataleverError(f"Unknown metric {shown}.", f"use one of: {known}.")
+    m = _PATTERN.match(name.strip().lower())
     if not m or m.group(1) not in _KINDS:
         raise DataleverError(f"Unknown metric {name!r}.", f"use one of: {known}.")
     kind, k = m.group(1), m.group(2)
@@ -143,8 +148,10 @@ def parse_metric(name: str) -> Metric:
         raise DataleverError(f"The metric {name!r} needs a cutoff.", f"write it as {kind}@10.")
     if kind not in _WITH_K and k is not None:
         raise DataleverError(f"The metric {kind!r} takes no cutoff.", f"write it as {kind}.")
-    if k is not None and int(k) < 1:
-        raise DataleverError(f"The cutoff of {name!r} must be at least 1.", f"e.g. {kind}@10.")
+    if k is not None and not 1 <= int(k) <= MAX_CUTOFF:
+        raise DataleverError(
+            f"The cutoff of {name!r} must lie between 1 and {MAX_CUTOFF:,}.", f"e.g. {kind}@10."
+        )
     return Metric(kind, int(k) if k else None)
 
 
