@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from datalever.analysis.ask import AdaptiveSearch, decide
 from datalever.analysis.question import parse_delta
 from datalever.analysis.statistics import (
+    BOOTSTRAP_MIN_SAMPLES,
     bootstrap_ci,
     crossing,
+    gap_note,
     gap_share,
     leverage_power,
+    mean_ci,
     paired_test,
     set_back_to,
     targeted_effect,
 )
+from datalever.analysis.summary import summarise
 from datalever.errors import DataleverError
 
 REPS = 400
@@ -183,3 +188,79 @@ def test_expansion_restores_coverage_for_small_samples(monkeypatch):
     # benchmarks/interval_coverage.py).
     assert expanded >= 0.91
     assert expanded - plain >= 0.02
+
+
+@pytest.mark.parametrize("n", [3, 5, 10, 30])
+def test_the_reported_interval_covers_the_true_mean_down_to_three_samples(n):
+    # The bootstrap of three values is their min-max (about 75 % coverage); the interval the
+    # summary reports must hold 95 % at every sample count (within Monte Carlo error).
+    reps = 1000 if n < BOOTSTRAP_MIN_SAMPLES else 400
+    rng = np.random.default_rng([13, n])
+    hits = 0
+    for rep in range(reps):
+        interval, _ = mean_ci(rng.normal(-0.02, 0.01, size=n), 0.95, seed=rep)
+        hits += interval.contains(-0.02)
+    assert 0.92 <= hits / reps <= 0.98
+
+
+def test_the_reported_interval_names_its_method():
+    values = np.array([0.1, 0.3, 0.2])
+    interval, method = mean_ci(values)
+    assert method == "t"
+    # mean 0.2, sd 0.1: 0.2 ± t(0.975, 2) · 0.1 / √3 = 0.2 ± 0.2484
+    assert interval.low == pytest.approx(0.2 - 0.24841, abs=1e-5)
+    assert interval.high == pytest.approx(0.2 + 0.24841, abs=1e-5)
+    many = np.random.default_rng(0).normal(size=BOOTSTRAP_MIN_SAMPLES)
+    assert mean_ci(many)[1] == "BCa"
+    assert mean_ci(many, method="percentile")[1] == "percentile"
+    assert mean_ci(np.array([1.0]))[1] is None
+
+
+def test_gap_note_says_when_a_share_of_the_gap_is_meaningless():
+    assert gap_note(0.80, 0.76) is None
+    assert gap_note(0.93, 1.02, higher_is_better=False) is None  # RMSE: lower is better
+    assert "below" in gap_note(0.74, 0.76)
+    assert "below" in gap_note(1.05, 1.02, higher_is_better=False)
+    assert "under 1 %" in gap_note(0.7620, 0.7619)
+    assert "no gap" in gap_note(0.76, 0.76)
+    assert "no reference" in gap_note(0.76, np.nan)
+
+
+def synthetic_results(n_samples: int, knn_baseline: float = 0.75) -> pd.DataFrame:
+    """Stored results of two learners (reference item_mean at 0.76) under strikes of 50 %,
+    two folds each; ``item_knn`` starts at ``knn_baseline``."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for learner, base in (("biased_mf", 0.80), ("item_knn", knn_baseline)):
+        for sample in range(n_samples):
+            for fold in range(2):
+                common = dict(
+                    learner=learner,
+                    lever="strike",
+                    collective_kind="random",
+                    collective="random 0.5",
+                    size=0.5,
+                    count=np.nan,
+                    grp=None,
+                    eval_group="everyone",
+                    metric="ndcg@10",
+                    sample=sample,
+                    fold=fold,
+                    baseline=base,
+                    reference=0.76,
+                    n_participants=470,
+                )
+                rows.append({**common, "value": base - 0.02 + rng.normal(0, 0.003)})
+    return pd.DataFrame(rows)
+
+
+def test_summary_records_the_interval_method_and_refuses_absurd_gap_shares():
+    few = summarise(synthetic_results(3)).set_index("learner")
+    assert set(few["ci_method"]) == {"t"}
+    # item_knn starts below the reference: no share of a negative gap, and the reason
+    assert np.isnan(few.loc["item_knn", "gap_share"])
+    assert "below" in few.loc["item_knn", "gap_note"]
+    assert few.loc["biased_mf", "gap_share"] == pytest.approx(0.5, abs=0.05)
+    assert pd.isna(few.loc["biased_mf", "gap_note"])
+    many = summarise(synthetic_results(BOOTSTRAP_MIN_SAMPLES))
+    assert set(many["ci_method"]) == {"BCa"}

@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from datalever.analysis.statistics import bootstrap_ci, gap_share, paired_test
+from datalever.analysis.statistics import gap_note, gap_share, mean_ci, paired_test
+from datalever.errors import DataleverError
+from datalever.metrics import parse_metric
 
 KEYS = [
     "learner",
@@ -38,9 +40,11 @@ COLUMNS = KEYS + [
     "change",
     "change_ci_low",
     "change_ci_high",
+    "ci_method",
     "change_pct",
     "p_value",
     "gap_share",
+    "gap_note",
     "reference",
 ]
 
@@ -63,16 +67,24 @@ def per_sample(results: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _higher_is_better(metric: str) -> bool:
+    try:
+        return parse_metric(metric).higher_is_better
+    except DataleverError:
+        return True
+
+
 def summarise(results: pd.DataFrame, confidence: float = 0.95, method: str = "BCa") -> pd.DataFrame:
     """One row per learner × lever × collective × evaluation group × metric."""
     if results.empty:
         return pd.DataFrame(columns=COLUMNS)
     rows = []
     for key, g in per_sample(results).groupby(KEYS, dropna=False, sort=False):
-        value_ci = bootstrap_ci(g["value"].to_numpy(), confidence, method)
-        change_ci = bootstrap_ci(g["change"].to_numpy(), confidence, method)
+        value_ci, _ = mean_ci(g["value"].to_numpy(), confidence, method)
+        change_ci, used = mean_ci(g["change"].to_numpy(), confidence, method)
         baseline, change = g["baseline"].mean(), g["change"].mean()
         reference = g["reference"].mean()
+        note = gap_note(baseline, reference, _higher_is_better(key[KEYS.index("metric")]))
         rows.append(
             {
                 **dict(zip(KEYS, key, strict=True)),
@@ -86,9 +98,11 @@ def summarise(results: pd.DataFrame, confidence: float = 0.95, method: str = "BC
                 "change": change,
                 "change_ci_low": change_ci.low,
                 "change_ci_high": change_ci.high,
+                "ci_method": used,
                 "change_pct": 100 * change / baseline if baseline else np.nan,
                 "p_value": paired_test(g["change"].to_numpy()) if len(g) > 1 else np.nan,
-                "gap_share": gap_share(change, baseline, reference),
+                "gap_share": np.nan if note else gap_share(change, baseline, reference),
+                "gap_note": note,
                 "reference": reference,
             }
         )

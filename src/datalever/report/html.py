@@ -18,7 +18,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from datalever.analysis import summarise
 from datalever.analysis.statistics import set_back_to, targeted_effect
 from datalever.analysis.summary import per_sample
+from datalever.metrics import parse_metric
 from datalever.report.plots import leverage_curve_svg
+from datalever.report.terminal import CI_METHODS, footnotes
 from datalever.spec import Spec
 from datalever.store import ResultsStore
 
@@ -36,18 +38,19 @@ class ReportInputs:
 
 
 def headline(summary: pd.DataFrame, spec: Spec) -> str:
-    """A sentence for runs without a question: the largest random collective's effect."""
-    metric = spec.evaluation.metrics[0]
+    """A sentence for runs without a question: the largest relative change measured in the
+    spec's first metric for everyone, over every learner and random collective, naming the
+    learner and the collective it belongs to."""
+    metric = parse_metric(spec.evaluation.metrics[0]).name
     rows = summary[
         (summary["metric"] == metric)
         & (summary["eval_group"] == "everyone")
         & (summary["collective_kind"] == "random")
+        & summary["change_pct"].notna()
     ]
     if rows.empty:
         return "No collective action has been measured in this run yet."
-    learner = spec.learners[0].name
-    rows = rows[rows["learner"] == learner] if (rows["learner"] == learner).any() else rows
-    row = rows.sort_values(["size", "count"]).iloc[-1]
+    row = rows.loc[rows["change_pct"].abs().idxmax()]
     who = (
         f"{100 * row['size']:.3g} % of users"
         if pd.notna(row["size"])
@@ -57,10 +60,14 @@ def headline(summary: pd.DataFrame, spec: Spec) -> str:
     if pd.notna(row["change_ci_low"]):
         lo, hi = (100 * row[c] / row["baseline"] for c in ("change_ci_low", "change_ci_high"))
         level = f"{100 * spec.evaluation.confidence:g} %"
-        ci = f" ({level} CI {lo:+.2f} % to {hi:+.2f} %)"
+        method = f"{row['ci_method']} " if isinstance(row.get("ci_method"), str) else ""
+        ci = f" ({level} {method}CI {lo:+.2f} % to {hi:+.2f} %)"
+    n = rows["learner"].nunique()
+    over = f"over {n} learners" if n > 1 else f"for {row['learner']}"
     return (
-        f"A {row['lever']} by {who} changes {row['learner']}'s {metric} for everyone by "
-        f"{row['change_pct']:+.2f} %{ci}, from {row['baseline']:.4f} to {row['mean']:.4f}."
+        f"Largest change measured in {metric} for everyone, {over}: a {row['lever']} by {who} "
+        f"changes {row['learner']}'s {metric} by {row['change_pct']:+.2f} %{ci}, "
+        f"from {row['baseline']:.4f} to {row['mean']:.4f}."
     )
 
 
@@ -78,13 +85,24 @@ def normalised_rows(summary: pd.DataFrame) -> list[dict]:
             "n": r["n_samples"],
             "mean": _fmt(r["mean"]),
             "ci": (f"{_fmt(r['ci_low'])} – {_fmt(r['ci_high'])}" if pd.notna(r["ci_low"]) else "–"),
+            "method": r["ci_method"] if isinstance(r.get("ci_method"), str) else "–",
             "change": _fmt(r["change"], "{:+.4f}"),
             "relative": _fmt(r["change_pct"], "{:+.2f} %"),
-            "gap": _fmt(100 * r["gap_share"] if pd.notna(r["gap_share"]) else None, "{:.1f} %"),
+            "gap": (
+                "n/a"
+                if isinstance(r.get("gap_note"), str)
+                else _fmt(100 * r["gap_share"] if pd.notna(r["gap_share"]) else None, "{:.1f} %")
+            ),
             "p": _fmt(r["p_value"], "{:.3g}"),
         }
         for _, r in rows.iterrows()
     ]
+
+
+def table_notes(summary: pd.DataFrame) -> list[str]:
+    """Footnotes of the normalised table: the interval methods used, and why a gap is n/a."""
+    rows = summary[(summary["eval_group"] == "everyone") & (summary["collective_kind"] != "none")]
+    return footnotes(rows)
 
 
 def set_back_rows(summary: pd.DataFrame, reference: str) -> list[dict]:
@@ -223,6 +241,9 @@ def render_report(inputs: ReportInputs) -> str:
         lever=spec.lever.kind,
         figures=figures,
         normalised=normalised_rows(summary),
+        notes=table_notes(summary),
+        bands=", ".join(CI_METHODS.get(m, m) for m in dict.fromkeys(summary["ci_method"].dropna()))
+        or "none (one sample per size)",
         set_back=set_back_rows(summary, spec.evaluation.reference),
         reference=spec.evaluation.reference,
         targeted=targeted_rows(inputs.results),

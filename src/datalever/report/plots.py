@@ -14,37 +14,49 @@ import pandas as pd  # noqa: E402
 plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, crisp, small
 
 
-def leverage_curve_svg(summary: pd.DataFrame, metric: str, group: str, title: str) -> str:
-    """Relative change (%) of ``metric`` for ``group`` against the share of users acting."""
+def curve_points(summary: pd.DataFrame, metric: str, group: str) -> dict[str, pd.DataFrame]:
+    """Per learner, the points of its leverage curve: ``x`` (% of users acting), ``y`` (change
+    in %) and its band ``lo``/``hi``. Curves for everyone and non-participants start at the
+    no-action point (0, 0): with nobody acting nothing changes for them. Participants do not
+    exist at size 0, so their curves start at the smallest collective measured."""
     rows = summary[
         (summary["metric"] == metric)
         & (summary["eval_group"] == group)
         & (summary["collective_kind"].isin(["none", "random"]))
         & summary["count"].isna()
     ]
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    out = {}
     for learner, g in rows.groupby("learner", sort=False):
         g = g.assign(x=100 * g["size"].fillna(0.0)).sort_values("x")
         base = g["baseline"]
-        y = 100 * g["change"] / base
-        lo = 100 * g["change_ci_low"].fillna(g["change"]) / base
-        hi = 100 * g["change_ci_high"].fillna(g["change"]) / base
-        if g["x"].iloc[0] > 0:  # no action changes nothing: every curve starts at the origin
-            x0 = pd.Series([0.0])
-            g, y, lo, hi = (
-                pd.concat([x0.to_frame("x"), g[["x"]]])["x"],
-                *(pd.concat([pd.Series([0.0]), v]) for v in (y, lo, hi)),
-            )
-        else:
-            g = g["x"]
-        (line,) = ax.plot(g, y, marker="o", lw=2, label=learner)
-        ax.fill_between(g, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+        points = pd.DataFrame(
+            {
+                "x": g["x"],
+                "y": 100 * g["change"] / base,
+                "lo": 100 * g["change_ci_low"].fillna(g["change"]) / base,
+                "hi": 100 * g["change_ci_high"].fillna(g["change"]) / base,
+            }
+        )
+        if group != "participants" and (points.empty or points["x"].iloc[0] > 0):
+            origin = pd.DataFrame({"x": [0.0], "y": [0.0], "lo": [0.0], "hi": [0.0]})
+            points = pd.concat([origin, points])
+        out[str(learner)] = points.reset_index(drop=True)
+    return out
+
+
+def leverage_curve_svg(summary: pd.DataFrame, metric: str, group: str, title: str) -> str:
+    """Relative change (%) of ``metric`` for ``group`` against the share of users acting."""
+    curves = curve_points(summary, metric, group)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    for learner, c in curves.items():
+        (line,) = ax.plot(c["x"], c["y"], marker="o", lw=2, label=learner)
+        ax.fill_between(c["x"], c["lo"], c["hi"], color=line.get_color(), alpha=0.18, lw=0)
     ax.axhline(0, color="#888", lw=0.8)
     ax.set_xlabel("collective size (% of users acting)")
     ax.set_ylabel(f"change in {metric} (%)")
     ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)
-    if rows["learner"].nunique() > 0:
+    if curves:
         ax.legend(frameon=False, fontsize=9)
     fig.tight_layout()
     buf = io.StringIO()

@@ -6,7 +6,16 @@ import math
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from datalever.analysis.statistics import BOOTSTRAP_MIN_SAMPLES
+
+CI_METHODS = {
+    "t": f"Student-t interval (fewer than {BOOTSTRAP_MIN_SAMPLES} samples)",
+    "BCa": f"bias-corrected bootstrap, expanded ({BOOTSTRAP_MIN_SAMPLES} samples or more)",
+    "percentile": f"percentile bootstrap, expanded ({BOOTSTRAP_MIN_SAMPLES} samples or more)",
+}
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -20,14 +29,49 @@ def _size(row: pd.Series) -> str:
         if not pd.isna(row["count"]):
             return f"{int(row['count'])} users"
         return f"{100 * row['size']:.4g}%"
-    return str(row["collective"])
+    return escape(str(row["collective"]))
+
+
+def _present(summary: pd.DataFrame, column: str) -> list[str]:
+    """Distinct non-empty values of ``column`` (absent in summaries stored by older versions)."""
+    if column not in summary:
+        return []
+    return [str(v) for v in dict.fromkeys(summary[column].dropna())]
+
+
+def _gap(row: pd.Series) -> str:
+    if not pd.isna(row["gap_share"]):
+        return f"{round(100 * row['gap_share'], 1) + 0.0:.1f}%"
+    return "n/a" if isinstance(row.get("gap_note"), str) else "–"
+
+
+def footnotes(summary: pd.DataFrame) -> list[str]:
+    """Lines under a summary table: which interval each method code means, and why a share of
+    the gap is n/a."""
+    lines = [f"CI {m}: {CI_METHODS.get(m, m)}" for m in _present(summary, "ci_method")]
+    if "gap_note" in summary:
+        noted = summary.dropna(subset=["gap_note"])
+        for (learner, metric, note), g in noted.groupby(
+            ["learner", "metric", "gap_note"], sort=False
+        ):
+            groups = ", ".join(dict.fromkeys(g["eval_group"]))
+            lines.append(f"gap erased n/a for {learner} {metric} ({groups}): {note}")
+    return lines
 
 
 def render_summary(
     summary: pd.DataFrame, console: Console, title: str = "", confidence: float = 0.95
 ) -> None:
-    """A readable table of capability change against collective size."""
-    table = Table(title=title or None, header_style="bold", show_lines=False)
+    """A readable table of capability change against collective size; the caption names each
+    interval method and says why a gap share is n/a."""
+    notes = footnotes(summary)
+    table = Table(
+        title=escape(title) if title else None,
+        caption="\n".join(escape(n) for n in notes) or None,
+        caption_justify="left",
+        header_style="bold",
+        show_lines=False,
+    )
     for col, justify in [
         ("learner", "left"),
         ("lever", "left"),
@@ -36,6 +80,7 @@ def render_summary(
         ("metric", "left"),
         ("n", "right"),
         (f"mean [{100 * confidence:g}% CI]", "right"),
+        ("CI", "left"),
         ("change", "right"),
         ("change %", "right"),
         ("gap erased", "right"),
@@ -53,19 +98,19 @@ def render_summary(
             else ""
         )
         change_pct = row["change_pct"]
+        method = row.get("ci_method")
         table.add_row(
-            row["learner"],
-            row["lever"],
+            escape(str(row["learner"])),
+            escape(str(row["lever"])),
             _size(row),
-            row["eval_group"],
-            row["metric"],
+            escape(str(row["eval_group"])),
+            escape(str(row["metric"])),
             str(row["n_samples"]),
             f"{_fmt(row['mean'])}{ci}",
+            method if isinstance(method, str) else "–",
             f"{row['change']:+.4f}" if not pd.isna(row["change"]) else "–",
             f"{change_pct:+.2f}%" if not pd.isna(change_pct) else "–",
-            f"{round(100 * row['gap_share'], 1) + 0.0:.1f}%"
-            if not pd.isna(row["gap_share"])
-            else "–",
+            _gap(row),
         )
     console.print(table)
 
