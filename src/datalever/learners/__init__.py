@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from datalever.errors import DataleverError
 from datalever.learners.base import Delta, Learner, Model
 from datalever.learners.baselines import GlobalMean, ItemMean, Popularity
+from datalever.learners.config import LearnerConfig, show
 from datalever.learners.ease import EASE
 from datalever.learners.knn import ItemKNN, UserKNN
 from datalever.learners.knn_centered import CenteredItemKNN
@@ -19,30 +20,24 @@ LEARNERS: dict[str, type[Learner]] = {
 }
 
 
-def check_learner(name: str, params: dict[str, Any]) -> None:
-    """Raise a clear error for an unknown learner or parameter, before anything runs."""
-    if name not in LEARNERS:
+def check_learner(name: str, params: Mapping[str, Any]) -> LearnerConfig:
+    """The learner's parameters checked by its typed config, before anything runs: an unknown
+    learner or parameter, or a value of the wrong type or outside its range, is refused with
+    one paragraph naming the learner, the parameter, the value and what it accepts."""
+    if not isinstance(name, str) or name not in LEARNERS:
         raise DataleverError(
-            f"Unknown learner {name!r}.", f"use one of: {', '.join(sorted(LEARNERS))}."
+            f"Unknown learner {name!r}."
+            if isinstance(name, str)
+            else f"Unknown learner {show(name)}.",
+            f"use one of: {', '.join(sorted(LEARNERS))}.",
         )
-    accepted = set(inspect.signature(LEARNERS[name].__init__).parameters) - {"self"}
-    unknown = set(params) - accepted
-    if unknown:
-        raise DataleverError(
-            f"The learner {name!r} has no parameter(s) {', '.join(sorted(unknown))}.",
-            f"its parameters are: {', '.join(sorted(accepted)) or 'none'}.",
-        )
+    return LEARNERS[name].Config.check(name, params)
 
 
-def make_learner(name: str, params: dict[str, Any] | None = None) -> Learner:
-    params = params or {}
-    check_learner(name, params)
-    try:
-        return LEARNERS[name](**params)
-    except (TypeError, ValueError) as e:
-        raise DataleverError(
-            f"The learner {name!r} rejected its parameters: {e}.", "check their values."
-        ) from None
+def make_learner(name: str, params: Mapping[str, Any] | None = None) -> Learner:
+    """The learner ``name`` built from its checked parameters."""
+    config = check_learner(name, params or {})
+    return LEARNERS[name](**config.model_dump())
 
 
 __all__ = [
@@ -55,6 +50,7 @@ __all__ = [
     "ItemMean",
     "LEARNERS",
     "Learner",
+    "LearnerConfig",
     "Model",
     "Popularity",
     "UserKNN",

@@ -12,10 +12,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from datalever.data.contributions import TrainingSet
+from datalever.learners.config import LearnerConfig
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,12 @@ def fit_scenarios(
 
 
 class Learner(ABC):
-    """A model recipe. Subclasses set ``name`` and take their parameters in ``__init__``."""
+    """A model recipe. Subclasses set ``name``, declare their parameters' types and ranges in a
+    nested ``Config`` and take the parameters in ``__init__``, checked by :meth:`configure`."""
 
     name: str = "learner"
+    #: The learner's parameters: types, ranges, defaults and descriptions (none by default).
+    Config: ClassVar[type[LearnerConfig]] = LearnerConfig
     #: True when scores are rating estimates, so RMSE and MAE are meaningful.
     predicts_ratings: bool = True
     #: How many scenarios of one fold the engine hands over at once (batched paths want more).
@@ -105,6 +110,13 @@ class Learner(ABC):
     @abstractmethod
     def fit(self, train: TrainingSet) -> Model:
         """Fit on ``train`` and return the fitted model."""
+
+    @classmethod
+    def configure(cls, **params: Any) -> Any:
+        """The checked parameters (an instance of ``Config``), or a DataleverError naming the
+        learner, the parameter, the value and its range: constructors start with this, so a
+        learner built from Python is checked as one built from a spec."""
+        return cls.Config.check(cls.name, params)
 
     def params(self) -> dict:
         """The constructor parameters, for scenario keys and provenance."""

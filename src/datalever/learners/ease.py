@@ -14,11 +14,12 @@ from collections.abc import Iterator, Sequence
 import numba
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 from scipy.linalg import blas, lapack
 
 from datalever.data.contributions import TrainingSet
-from datalever.errors import DataleverError
 from datalever.learners.base import Delta, FastPath, Learner, Model
+from datalever.learners.config import LearnerConfig
 from datalever.learners.knn import UserRows, add_products
 
 #: Largest number of gathered ``B`` entries per predict chunk, to bound memory.
@@ -163,13 +164,16 @@ class EASE(Learner):
     name = "ease"
     predicts_ratings = False
 
+    class Config(LearnerConfig):
+        regularization: float = Field(
+            500.0,
+            gt=0,
+            le=1e6,
+            description="The L2 penalty λ on the item-item weights (Steck's range: 100 to 1000).",
+        )
+
     def __init__(self, regularization: float = 500.0) -> None:
-        if not float(regularization) > 0:
-            raise DataleverError(
-                f"EASE needs regularization > 0 (got {regularization}).",
-                "use a positive value; Steck's default range is 100 to 1000.",
-            )
-        self.regularization = float(regularization)
+        self.regularization: float = self.configure(regularization=regularization).regularization
 
     def fit(self, train: TrainingSet) -> EASEModel:
         x = binary_matrix(train.users, train.items, train.n_users, train.n_items)

@@ -38,18 +38,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numba
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from datalever.data.contributions import TrainingSet
 from datalever.errors import DataleverError
 from datalever.learners.base import Delta, FastPath, Learner, Model
 from datalever.learners.baselines import RecordTotals, removed_positions
+from datalever.learners.config import LearnerConfig
 from datalever.learners.parallel import parallel_kernel
 
-SIMILARITIES = ("msd", "cosine")
+Similarity = Literal["msd", "cosine"]
+SIMILARITIES = get_args(Similarity)
+#: The most neighbours a score may use (a bound on typos; scores take at most every record).
+MAX_NEIGHBOURS = 10_000
 #: Largest number of (query, candidate) similarity entries handled at once, to bound memory.
 _BLOCK = 1 << 22
 
@@ -759,20 +765,27 @@ class _KNNBasic(Learner):
     predicts_ratings = True
     _user_based = True
 
+    class Config(LearnerConfig):
+        k: int = Field(
+            40, ge=1, le=MAX_NEIGHBOURS, description="The most neighbours an estimate uses."
+        )
+        min_k: int = Field(
+            1,
+            ge=0,
+            le=MAX_NEIGHBOURS,
+            description="With fewer neighbours, the estimate is the global mean.",
+        )
+        similarity: Similarity = Field(
+            "msd",
+            description="msd (1 / (mean squared difference + 1)) or cosine, over common "
+            "ratings only, as Surprise computes them.",
+        )
+
     def __init__(self, k: int = 40, min_k: int = 1, similarity: str = "msd") -> None:
-        if similarity not in SIMILARITIES:
-            raise DataleverError(
-                f"Unknown similarity {similarity!r} for {type(self).__name__}.",
-                f"use one of {', '.join(SIMILARITIES)}.",
-            )
-        if int(k) < 1 or int(min_k) < 0:
-            raise DataleverError(
-                f"{type(self).__name__} needs k >= 1 and min_k >= 0 (got k={k}, min_k={min_k}).",
-                "pick a positive number of neighbours.",
-            )
-        self.k = int(k)
-        self.min_k = int(min_k)
-        self.similarity = similarity
+        c = self.configure(k=k, min_k=min_k, similarity=similarity)
+        self.k: int = c.k
+        self.min_k: int = c.min_k
+        self.similarity: str = c.similarity
 
     def fit(self, train: TrainingSet) -> KNNModel:
         xs, ys, n_x, n_y = _orient(train, self._user_based)

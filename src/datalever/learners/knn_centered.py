@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from datalever.data.contributions import TrainingSet
 from datalever.learners.base import Learner, Model
-from datalever.learners.knn import Candidates, neighbour_grid
+from datalever.learners.config import LearnerConfig
+from datalever.learners.knn import MAX_NEIGHBOURS, Candidates, neighbour_grid
 from datalever.learners.parallel import parallel_kernel
 
 
@@ -98,12 +100,27 @@ class CenteredItemKNN(Learner):
     name = "item_knn_centered"
     predicts_ratings = False
 
+    class Config(LearnerConfig):
+        k: int = Field(20, ge=1, le=MAX_NEIGHBOURS, description="The most neighbours a score uses.")
+        min_k: int = Field(
+            1,
+            ge=1,
+            le=MAX_NEIGHBOURS,
+            description="With fewer neighbours, the item has no score for the user.",
+        )
+        min_sim: float = Field(
+            1e-6,
+            gt=0,
+            le=1,
+            description="The least similarity of a neighbour (similarities are cosines, at "
+            "most 1; only positive ones count).",
+        )
+
     def __init__(self, k: int = 20, min_k: int = 1, min_sim: float = 1e-6) -> None:
-        if k < 1 or min_k < 1:
-            raise ValueError("k and min_k must be at least 1")
-        if not min_sim > 0:
-            raise ValueError("min_sim must be positive (items with no similarity never count)")
-        self.k, self.min_k, self.min_sim = k, min_k, min_sim
+        c = self.configure(k=k, min_k=min_k, min_sim=min_sim)
+        self.k: int = c.k
+        self.min_k: int = c.min_k
+        self.min_sim: float = c.min_sim
 
     def fit(self, train: TrainingSet) -> CenteredItemKNNModel:
         train = last_rating_per_pair(train)

@@ -44,13 +44,16 @@ call at a time); with several worker processes, each runs one thread.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Literal, Self, get_args
 
 import numba
 import numpy as np
+from pydantic import Field, model_validator
 
 from datalever.data.contributions import TrainingSet
 from datalever.learners import mf_torch
 from datalever.learners.base import Delta, FastPath, Learner, Model
+from datalever.learners.config import MAX_SEED, LearnerConfig
 from datalever.learners.parallel import parallel_kernel
 
 #: Let LLVM reorder and vectorise floating-point arithmetic in the kernel (the factor dot
@@ -182,6 +185,9 @@ def visit_order(users: np.ndarray, items: np.ndarray, seed: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------- model
 
+#: Where the SGD runs (see the module's notes on backends).
+Backend = Literal["auto", "numba", "torch"]
+
 
 class BiasedMFModel(Model):
     def __init__(self, mu, bu, bi, pu, qi, rating_scale, known_users, known_items) -> None:
@@ -266,7 +272,44 @@ class BiasedMF(Learner):
     #: their parameters and 2 x 1,024 bytes per training record of host memory for the masks).
     cpu_batch_size = 16
     gpu_batch_size = 1024
-    backends = ("auto", "numba", "torch")
+    backends = get_args(Backend)
+
+    class Config(LearnerConfig):
+        n_factors: int = Field(100, ge=1, le=1024, description="Latent factors per user and item.")
+        n_epochs: int = Field(20, ge=1, le=1000, description="Passes of SGD over the records.")
+        lr: float = Field(0.005, gt=0, le=1, description="SGD learning rate (step size).")
+        reg: float = Field(
+            0.02, ge=0, le=100, description="L2 regularisation of biases and factors."
+        )
+        init_std: float = Field(
+            0.1, gt=0, le=10, description="Standard deviation of the initial factors (mean 0)."
+        )
+        seed: int = Field(
+            0,
+            ge=0,
+            le=MAX_SEED,
+            description="Seeds the initial factors and the visiting order; the spec's seed "
+            "when not given.",
+        )
+        backend: Backend = Field(
+            "auto",
+            description="Where SGD runs: numba (the CPU kernel), torch (a torch device), or "
+            "auto (torch when it sees a CUDA device, else numba).",
+        )
+        device: str | None = Field(
+            None,
+            max_length=32,
+            pattern=r"^[a-z][a-z0-9_]*(:[0-9]{1,4})?$",
+            description='The torch device, such as "cuda", "cuda:1" or "cpu" (backend = '
+            '"torch" only; default CUDA).',
+            json_schema_extra={"accepts": 'a torch device name such as "cuda", "cuda:1" or "cpu"'},
+        )
+
+        @model_validator(mode="after")
+        def _device_needs_torch(self) -> Self:
+            if self.device is not None and self.backend != "torch":
+                raise ValueError('a device is chosen only with backend = "torch"')
+            return self
 
     def __init__(
         self,
@@ -279,18 +322,24 @@ class BiasedMF(Learner):
         backend: str = "auto",
         device: str | None = None,
     ) -> None:
-        if backend not in self.backends:
-            raise ValueError(f"backend must be one of {', '.join(self.backends)}, not {backend!r}")
-        if device is not None and backend != "torch":
-            raise ValueError('a device is chosen only with backend = "torch"')
-        self.n_factors = n_factors
-        self.n_epochs = n_epochs
-        self.lr = lr
-        self.reg = reg
-        self.init_std = init_std
-        self.seed = seed
-        self.backend = backend
-        self.device = device
+        c = self.configure(
+            n_factors=n_factors,
+            n_epochs=n_epochs,
+            lr=lr,
+            reg=reg,
+            init_std=init_std,
+            seed=seed,
+            backend=backend,
+            device=device,
+        )
+        self.n_factors: int = c.n_factors
+        self.n_epochs: int = c.n_epochs
+        self.lr: float = c.lr
+        self.reg: float = c.reg
+        self.init_std: float = c.init_std
+        self.seed: int = c.seed
+        self.backend: str = c.backend
+        self.device: str | None = c.device
 
     def torch_device(self) -> str | None:
         """The torch device this learner fits on, or ``None`` for the numba CPU kernel.
