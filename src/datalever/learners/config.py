@@ -77,7 +77,8 @@ class LearnerConfig(BaseModel):
                 bad.setdefault(str(name), f"{name} must be {cls.accepts(str(name))}")
             else:  # a rule across parameters: its own message says it all
                 across.append(str(e.get("ctx", {}).get("error", e["msg"])))
-        given = " or ".join(f"{n} = {show(params[n])}" for n in bad)
+        shown = [f"{n} = {show(params[n])}" for n in bad]
+        given = " or ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
         problem = f"The learner {learner!r} cannot take {given or 'these parameters'}: "
         problem += "; ".join([*bad.values(), *across]) + "."
         if not bad:
