@@ -5,20 +5,51 @@ run that is interrupted loses at most the scenarios in flight and resumes where 
 Scenarios are shared between runs: a run whose plan contains a scenario already stored (same
 data, protocol, seed, learner, lever, collective, sample, fold) links to it instead of
 recomputing it.
+
+The store's guarantees:
+
+- It only ever writes into a database it recognises as its own (a ``datalever_meta`` table with
+  the schema version), into a new empty one, or into a store written by an earlier release
+  (the four tables ``runs``, ``scenarios``, ``run_scenarios``, ``results`` and nothing else),
+  which it adopts. Any other database is refused before a single byte of it changes.
+- A SQLite file is checked (``PRAGMA quick_check``) when it is opened; a damaged file is
+  refused, and damage found later stops every further write.
+- Writes are idempotent: a scenario another run stored first is linked, not inserted twice.
+  Runs sharing a store claim the scenarios they compute (``claims``: key, owner, lease), so
+  concurrent runs split the work instead of colliding; a claim that is not renewed expires.
+- Every database failure (read-only, full disk, locked, unreachable, damaged) reaches the user
+  as a ``DataleverError``; the transaction it interrupted is rolled back, so nothing stored
+  changes.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from datalever.errors import DataleverError
+
+SCHEMA_VERSION = 2
+"""Version 1 was the four tables of the first releases (no marker); 2 adds the marker and
+claims."""
+BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite writer waits for another process's transaction before giving up."""
+QUICK_CHECK_MAX_BYTES = 2 * 1024**3
+"""Files larger than this skip the integrity check on open (it reads the whole file, about
+0.1 s per 20 MB); damage met later is still caught."""
+_CHUNK = 500  # keys per IN (...) clause, below every database's parameter limit
 
 metadata = sa.MetaData()
 
@@ -73,6 +104,57 @@ results = sa.Table(
     sa.Column("n_users", sa.Integer),
 )
 
+meta = sa.Table(
+    "datalever_meta",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.String(200)),
+)
+
+claims = sa.Table(
+    "claims",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(64)),
+    sa.Column("expires_at", sa.Float),
+)
+
+RESULT_COLUMNS = [c.name for c in scenarios.columns] + [
+    "eval_group",
+    "metric",
+    "value",
+    "baseline",
+    "reference",
+    "n_users",
+]
+"""The columns of ``ResultsStore.results``, empty or not."""
+
+# What a store of the first releases holds: these tables, each with at least these columns
+# (later columns are added on open) and none that datalever does not know.
+_LEGACY_TABLES = {"runs", "scenarios", "run_scenarios", "results"}
+_LEGACY_REQUIRED = {
+    "runs": {"run_id", "name", "dataset", "checksum", "spec", "n_planned", "created_at"},
+    "scenarios": {c.name for c in scenarios.columns} - {"path"},
+    "run_scenarios": {"run_id", "key"},
+    "results": {c.name for c in results.columns},
+}
+
+# Python modules of database drivers, and the package that provides each.
+_DRIVER_PACKAGES = {
+    "psycopg": "'datalever[postgres]'",
+    "psycopg2": "psycopg2-binary",
+    "asyncpg": "asyncpg",
+    "pg8000": "pg8000",
+    "MySQLdb": "mysqlclient",
+    "pymysql": "pymysql",
+    "mysql": "mysql-connector-python",
+    "mariadb": "mariadb",
+    "oracledb": "oracledb",
+    "cx_Oracle": "cx_Oracle",
+    "pyodbc": "pyodbc",
+    "pymssql": "pymssql",
+}
+
 
 @dataclass
 class ScenarioResult:
@@ -96,8 +178,92 @@ def _add_missing_columns(conn: sa.Connection) -> None:
 
 
 def store_url(location: str | Path) -> str:
+    """The database URL of a --store value: a URL as given, anything else a SQLite file."""
     text = str(location)
+    if not text.strip():
+        raise DataleverError(
+            "The results store location is blank.",
+            "give --store a SQLite file path such as results.sqlite, or a database URL.",
+        )
     return text if "://" in text else f"sqlite:///{Path(text).expanduser()}"
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    """User text in a message, cut to a readable length."""
+    return text if len(text) <= limit else f"{text[: limit - 40]}…{text[-30:]}"
+
+
+def _chunks(keys: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(keys), _CHUNK):
+        yield keys[start : start + _CHUNK]
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """Insert ``rows``, skipping those whose primary key another writer stored first."""
+    if not rows:
+        return
+    name = conn.dialect.name
+    if name in ("sqlite", "postgresql"):
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        conn.execute(insert(table).on_conflict_do_nothing(), rows)
+        return
+    for row in rows:
+        try:
+            with conn.begin_nested():
+                conn.execute(table.insert().values(**row))
+        except IntegrityError:
+            pass
+
+
+def _make_engine(url: sa.URL, shown: str) -> sa.Engine:
+    """An engine for ``url``; a missing driver is named with the package that provides it."""
+    backend = url.get_backend_name()
+    connect_args: dict = {}
+    if backend == "sqlite":
+        connect_args["timeout"] = BUSY_TIMEOUT_S
+    elif backend == "postgresql" and "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = 10
+    try:
+        engine = sa.create_engine(url, connect_args=connect_args)
+    except ImportError as e:
+        module = (e.name or str(e)).split(".")[0]
+        package = _DRIVER_PACKAGES.get(module, module)
+        if backend == "postgresql":
+            problem = (
+                f"The results store {shown} is a PostgreSQL database, but its Python driver "
+                f"({module}) is not installed."
+            )
+        else:
+            problem = (
+                f"The results store {shown} needs the Python database driver module "
+                f"{module!r}, which is not installed."
+            )
+        raise DataleverError(
+            problem, f"pip install {package}, or give --store a SQLite file path."
+        ) from None
+    except (SQLAlchemyError, ValueError, TypeError) as e:
+        raise DataleverError(
+            f"Cannot use the results store {shown}: {str(e).splitlines()[0]}.",
+            "give --store a SQLite file path or a database URL such as "
+            "postgresql://user@host/dbname.",
+        ) from None
+    if backend == "sqlite":
+        # pysqlite starts transactions lazily and never before DDL; datalever begins them
+        # itself, so that creating the schema is atomic and a writer takes the write lock at
+        # BEGIN (IMMEDIATE) and waits its turn instead of failing on a lock upgrade.
+        @event.listens_for(engine, "connect")
+        def _no_implicit_transactions(dbapi_connection, _record) -> None:
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            write = conn.get_execution_options().get("datalever_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
 
 
 class ResultsStore:
@@ -105,33 +271,229 @@ class ResultsStore:
 
     def __init__(self, location: str | Path) -> None:
         self.url = store_url(location)
-        if self.url.startswith("sqlite:///"):
-            path = Path(self.url.removeprefix("sqlite:///"))
+        try:
+            parsed = sa.engine.make_url(self.url)
+        except (SQLAlchemyError, ValueError) as e:
+            raise DataleverError(
+                f"The results store {_shorten(self.url)!r} is not a valid database URL: {e}.",
+                "give --store a SQLite file path or a URL such as postgresql://user@host/dbname.",
+            ) from None
+        if parsed.drivername in ("postgres", "postgres+psycopg", "postgres+psycopg2"):
+            parsed = parsed.set(drivername=parsed.drivername.replace("postgres", "postgresql"))
+        self.shown = _shorten(parsed.render_as_string(hide_password=True))
+        self._damaged: str | None = None
+        self.path: Path | None = None
+        if parsed.drivername.startswith("sqlite"):
+            self.path = self._check_sqlite_location(parsed)
+        self.engine = _make_engine(parsed, self.shown)
+        try:
+            self._open()
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    # --- opening ---------------------------------------------------------------------------
+
+    def _check_sqlite_location(self, url: sa.URL) -> Path:
+        """Refuse stores whose results would vanish, and paths SQLite cannot open."""
+        database = url.database or ""
+        uri = str(url.query.get("uri", "")).lower() in ("true", "1")
+        target = database
+        if uri and target.startswith("file:"):
+            target = target.removeprefix("file:").removeprefix("//localhost").split("?")[0]
+        in_memory = (
+            not target.strip()
+            or target == ":memory:"
+            or (uri and database.startswith("file::memory:"))
+            or str(url.query.get("mode", "")) == "memory"
+        )
+        if in_memory:
+            raise DataleverError(
+                f"The results store {self.shown} is in memory: every result would vanish when "
+                "datalever exits.",
+                "give --store a SQLite file path such as results.sqlite.",
+            )
+        path = Path(target)
+        shown = _shorten(target)
+        try:
             if path.exists() and path.is_dir():
                 raise DataleverError(
-                    f"The store {path} is a directory.", "give a file path such as results.sqlite."
+                    f"The store {shown} is a directory.", "give a file path such as results.sqlite."
+                )
+            if path.exists() and not path.is_file():
+                raise DataleverError(
+                    f"The store {shown} is not a regular file (a device, pipe or socket).",
+                    "give --store a SQLite file path such as results.sqlite.",
                 )
             if not path.parent.exists():
                 raise DataleverError(
-                    f"Cannot open the store {path}: the folder {path.parent} does not exist.",
+                    f"Cannot open the store {shown}: the folder {_shorten(str(path.parent))} "
+                    "does not exist.",
                     "create the folder, or give another --store path.",
                 )
-        try:
-            self.engine = sa.create_engine(self.url)
-            with self.engine.begin() as conn:
-                metadata.create_all(conn)
-                _add_missing_columns(conn)
-        except (SQLAlchemyError, ValueError) as e:
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                raise DataleverError(
+                    f"The store path is too long for this system ({len(target)} characters).",
+                    "give --store a shorter path.",
+                ) from None
             raise DataleverError(
-                f"Cannot open the results store {self.url}: {str(e).splitlines()[0]}.",
-                "give --store a writable SQLite file path or a database URL "
-                "(postgresql://user@host/db) that is reachable and holds datalever tables.",
+                f"Cannot open the store {shown}: {e.strerror or e}.",
+                "give another --store path.",
             ) from None
+        return path
+
+    def _open(self) -> None:
+        """Check a SQLite file's integrity, then create, migrate or adopt the schema, or refuse
+        a database that is not a datalever store without changing it."""
+        if self.path is not None:
+            self._quick_check()
+        with self._read("opening") as conn:
+            state = _schema_state(conn)
+        if state == "current":
+            return
+        self._refuse_unless_ours(state)
+        with self._write("preparing") as conn:
+            state = _schema_state(conn)  # again, now that no one else can change it
+            self._refuse_unless_ours(state)
+            if state == "current":
+                return
+            metadata.create_all(conn)
+            _add_missing_columns(conn)
+            conn.execute(meta.delete().where(meta.c.name == "schema_version"))
+            conn.execute(meta.insert().values(name="schema_version", value=str(SCHEMA_VERSION)))
+
+    def _refuse_unless_ours(self, state: str) -> None:
+        if state.startswith("foreign:"):
+            names = state.removeprefix("foreign:")
+            raise DataleverError(
+                f"The database {self.shown} is not a datalever results store: it holds other "
+                f"tables ({_shorten(names, 160)}). datalever changed nothing in it.",
+                "give --store a new file (or an empty database), or a datalever store.",
+            )
+        if state.startswith("newer:"):
+            raise DataleverError(
+                f"The results store {self.shown} was written by a newer datalever (schema "
+                f"version {state.removeprefix('newer:')}; this one knows up to {SCHEMA_VERSION}).",
+                "upgrade datalever (pip install -U datalever), or give another --store.",
+            )
+
+    def _quick_check(self) -> None:
+        """Refuse a damaged SQLite file before reading or writing it. ``quick_check`` reads
+        every page (O(file size), tens of ms for a store of thousands of scenarios) but skips
+        the costly cross-checks of indexes against tables."""
+        assert self.path is not None
+        try:
+            if self.path.stat().st_size > QUICK_CHECK_MAX_BYTES:
+                return
+        except OSError:
+            return  # a new file: nothing to check
+        with self._read("opening") as conn:
+            found = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(5)")]
+        if found != ["ok"]:
+            self._damaged = "; ".join(str(f) for f in found)[:200]
+            raise self._damaged_error("opening")
+
+    # --- errors ----------------------------------------------------------------------------
+
+    def _damaged_error(self, action: str) -> DataleverError:
+        detail = f" ({self._damaged})" if self._damaged else ""
+        start = (
+            f"Cannot open the results store {self.shown}: it"
+            if action == "opening"
+            else f"While {action}, the results store {self.shown} turned out to be damaged: it"
+        )
+        return DataleverError(
+            f"{start} is not a SQLite database, or it is damaged{detail}. datalever will not "
+            "write into it.",
+            "restore the file from a backup, or give another --store (a new file starts an "
+            "empty store).",
+        )
+
+    def _translate(self, e: Exception, action: str) -> DataleverError:
+        """One paragraph for a database failure; the transaction it broke has rolled back."""
+        orig = getattr(e, "orig", None) or e
+        message = (str(orig).splitlines() or [type(orig).__name__])[0]
+        low = message.lower()
+        shown = self.shown
+        if (
+            type(orig) is sqlite3.DatabaseError
+            or "malformed" in low
+            or "not a database" in low
+            or "corrupt" in low
+        ):
+            self._damaged = message
+            return self._damaged_error(action)
+        if "readonly" in low or "read-only" in low or "read only" in low:
+            return DataleverError(
+                f"Cannot write to the results store {shown}: it is read-only ({message}). "
+                "Nothing stored was changed.",
+                "make the file and its folder writable, or give another --store.",
+            )
+        if "full" in low and ("disk" in low or "database" in low):
+            return DataleverError(
+                f"The disk holding the results store {shown} is full ({message}). What was "
+                "being written was not stored; everything stored before is intact.",
+                "free some space, or give --store on another disk, and run the same command "
+                "again: it resumes where it stopped.",
+            )
+        if "locked" in low or "busy" in low:
+            return DataleverError(
+                f"The results store {shown} stayed locked by another process for more than "
+                f"{BUSY_TIMEOUT_S:.0f} s ({message}).",
+                "wait for the other process to finish, or give another --store.",
+            )
+        if "unable to open" in low:
+            return DataleverError(
+                f"Cannot open the results store {shown} ({message}).",
+                "check that its folder exists and is writable and that the path is not too "
+                "long, or give another --store.",
+            )
+        if "i/o error" in low:
+            return DataleverError(
+                f"Reading or writing the results store {shown} failed with a disk error "
+                f"({message}). What was being written was not stored.",
+                "check the disk, or give another --store.",
+            )
+        if action == "opening" or isinstance(e, sa.exc.OperationalError | sa.exc.InterfaceError):
+            return DataleverError(
+                f"Cannot open the results store {shown}: {_shorten(message, 300)}.",
+                "check the URL, that the database server runs and accepts this user, or give "
+                "--store a SQLite file path.",
+            )
+        return DataleverError(
+            f"The results store {shown} failed while {action}: {_shorten(message, 300)}.",
+            "run the command again; if it fails again, give another --store.",
+        )
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        if self._damaged is not None:
+            raise self._damaged_error(action)
+        try:
+            yield
+        except (SQLAlchemyError, sqlite3.Error) as e:
+            raise self._translate(e, action) from None
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[sa.Connection]:
+        with self._guard(action), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sa.Connection]:
+        """One write transaction (on SQLite, holding the write lock from its start)."""
+        with self._guard(action), self.engine.connect() as conn:
+            conn.execution_options(datalever_write=True)
+            with conn.begin():
+                yield conn
+
+    # --- runs ------------------------------------------------------------------------------
 
     def start_run(
         self, run_id: str, name: str, dataset: str, checksum: str, spec: dict, n_planned: int
     ) -> None:
-        with self.engine.begin() as conn:
+        with self._write("starting the run") as conn:
             exists = conn.execute(
                 sa.select(runs.c.n_planned).where(runs.c.run_id == run_id)
             ).first()
@@ -154,12 +516,12 @@ class ResultsStore:
                     )
                 )
 
-    def link_existing(self, run_id: str, keys: list[str]) -> set[str]:
+    def link_existing(self, run_id: str, keys: Iterable[str]) -> set[str]:
         """Link already stored scenarios among ``keys`` to the run; return all done keys."""
+        keys = list(keys)
         done: set[str] = set()
-        with self.engine.begin() as conn:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
+        with self._write("linking stored scenarios") as conn:
+            for chunk in _chunks(keys):
                 found = conn.execute(sa.select(scenarios.c.key).where(scenarios.c.key.in_(chunk)))
                 done.update(r[0] for r in found)
             linked = {
@@ -168,18 +530,103 @@ class ResultsStore:
                     sa.select(run_scenarios.c.key).where(run_scenarios.c.run_id == run_id)
                 )
             }
-            new = [{"run_id": run_id, "key": k} for k in done - linked]
-            if new:
-                conn.execute(run_scenarios.insert(), new)
+            _insert_ignore(
+                conn, run_scenarios, [{"run_id": run_id, "key": k} for k in sorted(done - linked)]
+            )
         return done
 
-    def write(self, run_id: str, result: ScenarioResult) -> None:
-        """Store one scenario and its metric rows in a single transaction."""
-        with self.engine.begin() as conn:
-            conn.execute(scenarios.insert().values(key=result.key, **result.row))
-            if result.metrics:
-                conn.execute(results.insert(), [{"key": result.key, **m} for m in result.metrics])
-            conn.execute(run_scenarios.insert().values(run_id=run_id, key=result.key))
+    def write(self, run_id: str, result: ScenarioResult, owner: str | None = None) -> bool:
+        """Store one scenario and its metric rows in a single transaction, link it to the run
+        and release ``owner``'s claim on it. A scenario that another run stored first is only
+        linked (its results are the same: the key hashes everything that determines them).
+        Returns whether this call stored it."""
+        with self._write("storing a scenario") as conn:
+            stored = self._has_scenario(conn, result.key)
+            if not stored:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(scenarios.insert().values(key=result.key, **result.row))
+                        if result.metrics:
+                            conn.execute(
+                                results.insert(),
+                                [{"key": result.key, **m} for m in result.metrics],
+                            )
+                except IntegrityError:
+                    if not self._has_scenario(conn, result.key):
+                        raise  # not a concurrent writer: a genuine conflict in the rows
+                    stored = True
+            _insert_ignore(conn, run_scenarios, [{"run_id": run_id, "key": result.key}])
+            if owner is not None:
+                conn.execute(
+                    claims.delete().where(claims.c.key == result.key, claims.c.owner == owner)
+                )
+        return not stored
+
+    @staticmethod
+    def _has_scenario(conn: sa.Connection, key: str) -> bool:
+        return (
+            conn.execute(sa.select(scenarios.c.key).where(scenarios.c.key == key)).first()
+            is not None
+        )
+
+    # --- claims: concurrent runs split the work -------------------------------------------
+
+    def claim(self, owner: str, keys: Iterable[str], lease: float) -> set[str]:
+        """Claim for ``owner``, for ``lease`` seconds, every scenario among ``keys`` that is not
+        stored and not claimed by another live owner (a claim past its lease is dead: its run
+        was killed or lost its store). Returns the keys ``owner`` now holds."""
+        keys = list(keys)
+        now = time.time()
+        mine: set[str] = set()
+        with self._write("claiming scenarios") as conn:
+            conn.execute(claims.delete().where(claims.c.expires_at < now))
+            for chunk in _chunks(keys):
+                done = {
+                    r[0]
+                    for r in conn.execute(
+                        sa.select(scenarios.c.key).where(scenarios.c.key.in_(chunk))
+                    )
+                }
+                held = {
+                    r[0]
+                    for r in conn.execute(sa.select(claims.c.key).where(claims.c.key.in_(chunk)))
+                }
+                free = [k for k in chunk if k not in done and k not in held]
+                _insert_ignore(
+                    conn,
+                    claims,
+                    [{"key": k, "owner": owner, "expires_at": now + lease} for k in free],
+                )
+                conn.execute(
+                    claims.update()
+                    .where(claims.c.owner == owner, claims.c.key.in_(chunk))
+                    .values(expires_at=now + lease)
+                )
+                mine.update(
+                    r[0]
+                    for r in conn.execute(
+                        sa.select(claims.c.key).where(
+                            claims.c.owner == owner, claims.c.key.in_(chunk)
+                        )
+                    )
+                )
+        return mine
+
+    def renew_claims(self, owner: str, lease: float) -> int:
+        """Extend ``owner``'s claims by ``lease`` seconds from now; returns how many it holds."""
+        with self._write("renewing claims") as conn:
+            return conn.execute(
+                claims.update()
+                .where(claims.c.owner == owner)
+                .values(expires_at=time.time() + lease)
+            ).rowcount
+
+    def release_claims(self, owner: str) -> None:
+        """Give up ``owner``'s claims, so other runs take its scenarios at once."""
+        with self._write("releasing claims") as conn:
+            conn.execute(claims.delete().where(claims.c.owner == owner))
+
+    # --- reading ---------------------------------------------------------------------------
 
     def runs(self) -> pd.DataFrame:
         counts = (
@@ -199,45 +646,72 @@ class ResultsStore:
             .select_from(runs.outerjoin(counts, runs.c.run_id == counts.c.run_id))
             .order_by(runs.c.created_at)
         )
-        with self.engine.connect() as conn:
+        with self._read("listing runs") as conn:
             return pd.DataFrame(
                 conn.execute(q).mappings().all(),
                 columns=["run_id", "name", "dataset", "n_planned", "n_done", "created_at"],
             )
 
     def run_spec(self, run_id: str) -> dict:
-        with self.engine.connect() as conn:
+        with self._read("reading a run") as conn:
             row = conn.execute(sa.select(runs.c.spec).where(runs.c.run_id == run_id)).first()
         if row is None:
-            raise DataleverError(f"No run {run_id!r} in {self.url}.", "see `datalever runs`.")
+            raise DataleverError(
+                f"No run {_shorten(run_id, 60)!r} in {self.shown}.", "see `datalever runs`."
+            )
         return json.loads(row[0])
 
     def set_answer(self, run_id: str, answer: str) -> None:
         """Keep the sentence an adaptive search (`ask`) arrived at with its run."""
-        with self.engine.begin() as conn:
+        with self._write("storing the answer") as conn:
             conn.execute(runs.update().where(runs.c.run_id == run_id).values(answer=answer))
 
     def answer(self, run_id: str) -> str | None:
-        with self.engine.connect() as conn:
+        with self._read("reading a run") as conn:
             row = conn.execute(sa.select(runs.c.answer).where(runs.c.run_id == run_id)).first()
         return None if row is None else row[0]
 
     def run_checksum(self, run_id: str) -> str:
-        with self.engine.connect() as conn:
+        with self._read("reading a run") as conn:
             row = conn.execute(sa.select(runs.c.checksum).where(runs.c.run_id == run_id)).first()
         return "" if row is None else str(row[0])
 
     def latest_run(self) -> str:
+        """The most recently started run that has at least one finished scenario.
+
+        A run that stopped before any scenario finished (it crashed, or was refused or
+        interrupted at the start) has nothing to show, so it never hides the results of the
+        run before it; ask for it by name (``--run``) to be told so."""
         table = self.runs()
         if table.empty:
             raise DataleverError(
-                f"The store {self.url} holds no runs yet.",
+                f"The store {self.shown} holds no runs yet.",
                 "run `datalever demo` or `datalever run SPEC.toml` first, or give --store.",
             )
-        return str(table["run_id"].iloc[-1])
+        finished = table[table["n_done"] > 0]
+        if finished.empty:
+            raise DataleverError(
+                f"None of the {len(table)} runs in {self.shown} has a finished scenario: each "
+                "stopped before its first scenario was stored.",
+                "run the spec again (`datalever run SPEC.toml`): it resumes where it stopped.",
+            )
+        return str(finished["run_id"].iloc[-1])
+
+    def require_results(self, run_id: str) -> None:
+        """Fail with a clear message unless ``run_id`` exists and has a finished scenario, so a
+        command never prints an empty table for it."""
+        self.run_spec(run_id)  # an unknown run is named as such
+        if self.count(run_id) == 0:
+            raise DataleverError(
+                f"Run {_shorten(run_id, 60)!r} in {self.shown} has no finished scenario: it "
+                "stopped before its first scenario was stored.",
+                "run its spec again to resume it, or choose another run with --run "
+                "(see `datalever runs`).",
+            )
 
     def results(self, run_id: str) -> pd.DataFrame:
-        """One row per scenario × evaluation group × metric of the run."""
+        """One row per scenario × evaluation group × metric of the run (the columns of
+        ``RESULT_COLUMNS``, also when the run has none)."""
         q = (
             sa.select(
                 scenarios,
@@ -255,13 +729,52 @@ class ResultsStore:
             )
             .where(run_scenarios.c.run_id == run_id)
         )
-        with self.engine.connect() as conn:
-            return pd.DataFrame(conn.execute(q).mappings().all())
+        with self._read("reading results") as conn:
+            return pd.DataFrame(conn.execute(q).mappings().all(), columns=RESULT_COLUMNS)
 
     def count(self, run_id: str) -> int:
-        with self.engine.connect() as conn:
+        with self._read("counting scenarios") as conn:
             return conn.execute(
                 sa.select(sa.func.count())
                 .select_from(run_scenarios)
                 .where(run_scenarios.c.run_id == run_id)
             ).scalar_one()
+
+
+def _schema_state(conn: sa.Connection) -> str:
+    """What the database holds: ``empty``, ``current`` (this release's store), ``migrate``
+    (a datalever store to bring up to date), ``legacy`` (a store of the first releases, without
+    the marker), ``newer:N`` or ``foreign:<tables>``."""
+    inspector = sa.inspect(conn)
+    names = set(inspector.get_table_names())
+    if not names:
+        return "empty"
+    if meta.name in names:
+        row = conn.execute(sa.select(meta.c.value).where(meta.c.name == "schema_version")).first()
+        try:
+            version = int(row[0]) if row is not None else 0
+        except ValueError:
+            version = 0
+        if version > SCHEMA_VERSION:
+            return f"newer:{version}"
+        if version < SCHEMA_VERSION or not _complete(inspector, names):
+            return "migrate"
+        return "current"
+    if names == _LEGACY_TABLES and all(
+        _LEGACY_REQUIRED[t]
+        <= {c["name"] for c in inspector.get_columns(t)}
+        <= set(metadata.tables[t].columns.keys())
+        for t in names
+    ):
+        return "legacy"
+    return "foreign:" + ", ".join(sorted(names))
+
+
+def _complete(inspector: sa.Inspector, names: set[str]) -> bool:
+    for table in metadata.sorted_tables:
+        if table.name not in names:
+            return False
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        if not set(table.columns.keys()) <= have:
+            return False
+    return True

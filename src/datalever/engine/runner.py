@@ -3,8 +3,12 @@ process or a pool of worker processes) and store each result as it finishes."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +23,14 @@ from datalever.spec import Spec
 from datalever.store import ResultsStore, ScenarioResult
 
 PATHS = ("auto", "plain")
+MAX_JOBS = 1024
+CLAIM_LEASE_S = 90.0
+"""How long a run's claim on its scenarios holds unless renewed: a run that is killed blocks
+the scenarios it was computing for at most this long."""
+CLAIM_RENEW_S = 15.0
+"""How often a working run renews its claims."""
+WAIT_POLL_S = 1.0
+"""How often a run whose remaining scenarios are claimed by other runs looks for them."""
 
 
 @dataclass
@@ -26,9 +38,12 @@ class RunReport:
     run_id: str
     n_planned: int
     n_already_done: int
+    """Scenarios this run did not compute: stored before it started, or by a concurrent run."""
     n_computed: int
     seconds: float
     interrupted: bool = False
+    n_by_others: int = 0
+    """Of ``n_already_done``, those a concurrent run stored while this one worked."""
 
 
 def load_spec_data(spec: Spec) -> Contributions:
@@ -40,14 +55,17 @@ def load_spec_data(spec: Spec) -> Contributions:
     return load_dataset(spec.data.dataset)
 
 
-def _batches(spec: Spec, pending: list[Scenario], jobs: int) -> list[tuple[int, int, list]]:
+def _batches(
+    spec: Spec, pending: list[Scenario], jobs: int, learners: list | None = None
+) -> list[tuple[int, int, list]]:
     """Batches of scenarios sharing a (learner, fold), in that order so each worker reuses its
     fold context; small enough that every worker gets work."""
     index_of = {ls.name: i for i, ls in enumerate(spec.learners)}
     groups: dict[tuple[int, int], list[Scenario]] = defaultdict(list)
     for sc in pending:
         groups[(index_of[sc.learner], sc.fold)].append(sc)
-    learners = [make_learner(ls.name, ls.params()) for ls in spec.learners]
+    if learners is None:
+        learners = [make_learner(ls.name, ls.params()) for ls in spec.learners]
     out = []
     for (li, fold), scs in sorted(groups.items()):
         learner = learners[li]
@@ -55,6 +73,39 @@ def _batches(spec: Spec, pending: list[Scenario], jobs: int) -> list[tuple[int, 
         size = max(1, min(learner.batch_size, math.ceil(len(scs) / shared_by)))
         out.extend((li, fold, scs[i : i + size]) for i in range(0, len(scs), size))
     return out
+
+
+def _check_jobs(jobs: object) -> int:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise DataleverError(
+            f"jobs must be a whole number from 1 to {MAX_JOBS}, not {str(jobs)[:40]!r}.",
+            f"use at most one worker per core ({os.cpu_count() or 1} here).",
+        )
+    return jobs
+
+
+class _ClaimKeeper:
+    """Renews a run's claims in the background while its scenarios compute, so a long batch
+    does not let them lapse; a failure here only lets them lapse (another run may then compute
+    the same scenarios, which the store accepts once)."""
+
+    def __init__(self, store: ResultsStore, owner: str) -> None:
+        self.store, self.owner = store, owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="datalever-claims", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(CLAIM_RENEW_S):
+            with contextlib.suppress(Exception):
+                self.store.renew_claims(self.owner, CLAIM_LEASE_S)
+
+    def __enter__(self) -> _ClaimKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
 
 
 def run_spec(
@@ -71,49 +122,83 @@ def run_spec(
 ) -> RunReport:
     """Run every planned scenario of ``spec`` not yet in ``store``.
 
+    Everything that can be refused (fitting path, jobs, data, collectives, plan, learners) is
+    checked before the run is written to the store, so a refused run leaves nothing behind.
+    Runs sharing a store cooperate: this run claims the scenarios it computes, skips those
+    another live run has claimed, and takes them over if that run's claims lapse; it returns
+    once every planned scenario is stored (by it or by others).
+
     ``on_plan(n_pending, n_planned)`` is called once before work starts and
-    ``on_progress(n_finished, n_pending)`` after each stored scenario. ``executor`` reuses
-    worker processes (and their fold contexts) across runs on the same data.
+    ``on_progress(n_finished, n_pending)`` after each scenario stored (here or by a concurrent
+    run). ``executor`` reuses worker processes (and their fold contexts) across runs on the
+    same data.
     """
     started = time.perf_counter()
+    if path not in PATHS:
+        raise DataleverError(f"Unknown fitting path {path!r}.", f"use one of: {', '.join(PATHS)}.")
+    jobs = executor.jobs if executor is not None else _check_jobs(jobs)
     if executor is not None:
         data = executor.data
     data = data if data is not None else load_spec_data(spec)
     check_collectives(spec, data)
     checksum = data.checksum()
-    if path not in PATHS:
-        raise DataleverError(f"Unknown fitting path {path!r}.", f"use one of: {', '.join(PATHS)}.")
     scenarios = plan(spec, checksum, path)
+    learners = [make_learner(ls.name, ls.params()) for ls in spec.learners]
     run_id = run_id or spec.run_id(path)
-    store.start_run(
-        run_id, spec.name, spec.data.dataset, checksum, spec.model_dump(mode="json"), len(scenarios)
-    )
+    spec_json = spec.model_dump(mode="json")
+    # Nothing above writes; from here on the run exists in the store.
+    store.start_run(run_id, spec.name, spec.data.dataset, checksum, spec_json, len(scenarios))
     done = store.link_existing(run_id, [s.key for s in scenarios])
     pending = [s for s in scenarios if s.key not in done]
     if on_plan:
         on_plan(len(pending), len(scenarios))
-    batches = _batches(spec, pending, executor.jobs if executor is not None else jobs)
-    finished = 0
+    owner = uuid.uuid4().hex
+    remaining = {s.key: s for s in pending}
+    computed = by_others = 0
     interrupted = False
 
+    def progress() -> None:
+        if on_progress:
+            on_progress(computed + by_others, len(pending))
+
     def record(results: list[ScenarioResult]) -> None:
-        nonlocal finished
+        nonlocal computed, by_others
         for r in results:
-            store.write(run_id, r)
-            finished += 1
-            if on_progress:
-                on_progress(finished, len(pending))
+            if store.write(run_id, r, owner):
+                computed += 1
+            else:  # a concurrent run stored it first (after its claim on it had lapsed)
+                by_others += 1
+            remaining.pop(r.key, None)
+            progress()
 
     try:
-        if executor is not None:
-            executor.run(spec, path, batches, record)
-        else:
-            with Executor(data, jobs) as own:
-                own.run(spec, path, batches, record)
+        with contextlib.ExitStack() as stack:
+            if remaining:
+                stack.enter_context(_ClaimKeeper(store, owner))
+                stack.callback(store.release_claims, owner)
+            run_on = executor if executor is not None else stack.enter_context(Executor(data, jobs))
+            while remaining:
+                mine = store.claim(owner, list(remaining), CLAIM_LEASE_S)
+                todo = [sc for key, sc in remaining.items() if key in mine]
+                if todo:
+                    run_on.run(spec, path, _batches(spec, todo, jobs, learners), record)
+                stored_elsewhere = store.link_existing(run_id, list(remaining))
+                for key in stored_elsewhere:
+                    if remaining.pop(key, None) is not None:
+                        by_others += 1
+                        progress()
+                if remaining and not todo:
+                    time.sleep(WAIT_POLL_S)  # the rest is claimed by live runs: wait for them
     except KeyboardInterrupt:
         interrupted = True
     return RunReport(
-        run_id, len(scenarios), len(done), finished, time.perf_counter() - started, interrupted
+        run_id,
+        len(scenarios),
+        len(done) + by_others,
+        computed,
+        time.perf_counter() - started,
+        interrupted,
+        by_others,
     )
 
 
