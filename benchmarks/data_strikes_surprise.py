@@ -8,6 +8,11 @@ differs. Surprise's fitted ``SVD`` is wrapped in a :class:`Model` that scores pa
 terms out), clipped to the rating scale as ``predict`` does; every fit checks this against
 ``algo.predict`` on a sample of pairs.
 
+Timings are per plain fit, one scenario at a time, in wall time and in CPU seconds (all
+threads of the process): the CPU ratio is the per-core comparison, whatever threads either
+library starts. A draw that strikes nobody (size 0, or a size that rounds to no user) is fitted
+once per fold for both learners and reused, so neither side is credited with free work.
+
 Run ``python benchmarks/data_strikes_surprise.py`` (add ``--quick`` for a smoke run). The exit
 status is non-zero when a check fails.
 """
@@ -227,20 +232,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def fit_and_judge(learner, train, held_out, tie_seed, check, rng):
     """Fit both learners on ``train`` and score both on ``held_out``; also the fit times."""
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     model = learner.fit(train)
-    t1 = time.perf_counter()
+    c1, t1 = time.process_time(), time.perf_counter()
     trainset = surprise_trainset(train)
     t2 = time.perf_counter()
+    c2 = time.process_time()
     algo = make_svd().fit(trainset)
-    t3 = time.perf_counter()
+    c3, t3 = time.process_time(), time.perf_counter()
     peer = SurpriseModel(algo, train.n_users, train.n_items)
     check.run(peer, held_out, rng)
     scores = {
         "datalever": judge(model, held_out, tie_seed),
         "surprise": judge(peer, held_out, tie_seed),
     }
-    return scores, {"datalever": t1 - t0, "build": t2 - t1, "surprise": t3 - t2}
+    took = {"datalever": t1 - t0, "build": t2 - t1, "surprise": t3 - t2}
+    return scores, took | {"datalever cpu": c1 - c0, "surprise cpu": c3 - c2}
 
 
 def fmt(mean: float, half: float) -> str:
@@ -266,28 +273,44 @@ def report(args, values, n_strikers, seconds) -> None:
         print(line.rstrip())
     print("  (size 0: every sample is the same empty draw, so its interval is 0)")
 
-    print("\nmedian time per fit (s)")
-    print(f"  {'':<12}{'datalever':>10}{'Surprise':>10}{'Surprise/datalever':>20}{'fits':>6}")
+    print("\nmedian time per fit (s): wall time, and CPU seconds of all threads (per core)")
+    print(
+        f"  {'':<12}{'datalever':>10}{'Surprise':>10}{'Surprise/datalever':>20}{'fits':>6}"
+        f"{'CPU: datalever':>16}{'Surprise':>10}{'ratio':>8}"
+    )
     for size in args.sizes:
+        if not seconds[size]["datalever"]:
+            print(f"  size {size:g}: strikes nobody; reuses the no-strike fit on both sides")
+            continue
         print(timing_row(f"size {size:g}", seconds[size]))
     overall = defaultdict(list)
     for by_size in seconds.values():
         for what, ts in by_size.items():
             overall[what].extend(ts)
     print(timing_row("all sizes", overall))
+    cpu_dl, cpu_sp = (
+        statistics.fmean(overall["datalever cpu"]),
+        statistics.fmean(overall["surprise cpu"]),
+    )
     print(
         f"  mean per fit: datalever {statistics.fmean(overall['datalever']):.3f} s, "
-        f"Surprise {statistics.fmean(overall['surprise']):.3f} s\n"
+        f"Surprise {statistics.fmean(overall['surprise']):.3f} s; CPU seconds: datalever "
+        f"{cpu_dl:.3f}, Surprise {cpu_sp:.3f} ({cpu_sp / cpu_dl:.2f}× per core)\n"
         f"  building each Surprise trainset (not counted above): median "
         f"{statistics.median(overall['build']):.3f} s"
     )
 
 
 def timing_row(label: str, seconds: dict[str, list[float]]) -> str:
-    """Median fit times of both learners and their ratio, as one table row."""
+    """Median fit times of both learners and their ratio, wall and CPU, as one table row."""
     dl, sp = statistics.median(seconds["datalever"]), statistics.median(seconds["surprise"])
+    cdl = statistics.median(seconds["datalever cpu"])
+    csp = statistics.median(seconds["surprise cpu"])
     n = len(seconds["datalever"])
-    return f"  {label:<12}{dl:>10.3f}{sp:>10.3f}{sp / dl:>19.2f}×{n:>6}"
+    return (
+        f"  {label:<12}{dl:>10.3f}{sp:>10.3f}{sp / dl:>19.2f}×{n:>6}"
+        f"{cdl:>16.3f}{csp:>10.3f}{csp / cdl:>7.2f}×"
+    )
 
 
 def checks(args, values, check: PredictCheck) -> int:

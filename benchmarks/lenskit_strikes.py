@@ -19,6 +19,18 @@ Each scenario's training records are also fitted directly with datalever's learn
 the timings): its nDCG must equal what the engine stored (so both tools saw the same draws),
 and its top-10 lists are compared with LensKit's, list by list.
 
+For EASE a second peer is timed: what a LensKit user would write for a sweep, LensKit's EASE
+weights built with numpy exactly as ``EASEScorer.train`` builds them (binary user × item
+matrix, Gram matrix plus λ on the diagonal, inverted as positive definite in float32,
+``B = -P / diag(P)`` with a zero diagonal), then every test user's scores with one ``X @ B``
+product and a top-10 by ``argpartition``. Its lists are compared with datalever's too.
+
+Timings are wall time and CPU seconds (every thread of the process, and the engine's worker
+processes when ``--jobs`` > 1): both tools may use every core (datalever's numba kernels and
+BLAS, LensKit's torch and BLAS), so the ratio of CPU seconds is the per-core comparison.
+No scenario here has an empty delta (the smallest size, 5 %, strikes 47 users), so none is
+credited as free work.
+
 Needs LensKit, so it runs in its own venv (see ``benchmarks/README.md``)::
 
     .venv-bench/bin/python benchmarks/lenskit_strikes.py [--quick]
@@ -29,6 +41,7 @@ The exit status is non-zero when a check fails.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -40,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.linalg as spla
 from lenskit import batch
 from lenskit.data import ItemList, from_interactions_df
 from lenskit.knn import EASEScorer, ItemKNNScorer
@@ -80,6 +94,13 @@ EASE_NDCG_TOLERANCE = 0.002
 ALIKE_NDCG_TOLERANCE = 0.005
 SAME_DRAW_TOLERANCE = 1e-9
 METRIC_TOLERANCE = 1e-9
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads) and of its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 # --------------------------------------------------------------------------- configuration
@@ -160,6 +181,7 @@ class EngineRun:
     seconds: float  # run_spec wall time, data loading excluded
     n_scenarios: int
     path: str
+    cpu: float  # CPU seconds of the run (all threads and workers)
     # Each struck scenario's own recorded time (fit + judge), without the fold's set-up.
     scenario_seconds: list[float] = field(default_factory=list)
     ndcg: dict[Case, float] = field(default_factory=dict)  # everyone
@@ -170,13 +192,13 @@ def run_engine(learner: str, data: Contributions, args) -> EngineRun:
     spec = make_spec(learner, args)
     with tempfile.TemporaryDirectory() as tmp:
         store = ResultsStore(Path(tmp) / "bench.sqlite")
-        t0 = time.perf_counter()
+        c0, t0 = cpu_seconds(), time.perf_counter()
         report = runner.run_spec(spec, store, data=data, jobs=args.jobs, path="auto")
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         table = store.results(report.run_id)
         store.engine.dispose()
     table = table[table["metric"] == NDCG_METRIC.name]
-    out = EngineRun(seconds, report.n_computed, ",".join(sorted(set(table["path"]))))
+    out = EngineRun(seconds, report.n_computed, ",".join(sorted(set(table["path"]))), cpu)
     struck = table[(table["lever"] != "none") & (table["eval_group"] == "everyone")]
     out.scenario_seconds = struck["seconds"].tolist()
     for row in table.itertuples():
@@ -215,6 +237,7 @@ class PeerRun:
     build: float
     train: float
     recommend: float
+    cpu: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -223,7 +246,7 @@ class PeerRun:
 
 def run_lenskit(learner: str, train: TrainingSet, test_users: np.ndarray, args) -> PeerRun:
     """Build LensKit's dataset, train its top-N pipeline and recommend for every test user."""
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     frame = pd.DataFrame(
         {
             "user_id": train.users.astype(np.int64),
@@ -248,7 +271,46 @@ def run_lenskit(learner: str, train: TrainingSet, test_users: np.ndarray, args) 
         df = df.sort_values(["user_id", "rank"])
         for user, group in df.groupby("user_id", sort=False):
             lists[int(user)] = group["item_id"].to_numpy(np.int64)
-    return PeerRun(lists, t1 - t0, t2 - t1, t3 - t2)
+    return PeerRun(lists, t1 - t0, t2 - t1, t3 - t2, cpu_seconds() - c0)
+
+
+@dataclass
+class MatrixRun:
+    lists: dict[int, np.ndarray]
+    train: float
+    score: float
+    cpu: float
+
+    @property
+    def seconds(self) -> float:
+        return self.train + self.score
+
+
+def run_ease_matrix(train: TrainingSet, test_users: np.ndarray, regularization: float):
+    """LensKit's EASE as a sweep would use it: the weights ``EASEScorer.train`` builds (binary
+    interactions, ``XᵀX + λI`` inverted as positive definite in float32 as its SciPy solver
+    does, ``B = -P / diag(P)``, zero diagonal), then one ``X @ B`` for every test user's
+    scores, training items excluded, top 10. Users without a history get no list, as in
+    LensKit (which cannot score them)."""
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    x = np.zeros((train.n_users, train.n_items), dtype=np.float32)
+    x[train.users, train.items] = 1.0
+    gram = x.T @ x
+    gram[np.diag_indices_from(gram)] += regularization
+    weights = spla.inv(gram, assume_a="pos", overwrite_a=True)
+    weights /= -np.diag(weights).reshape(1, -1)
+    np.fill_diagonal(weights, 0.0)
+    t1 = time.perf_counter()
+    users = test_users[x[test_users].any(axis=1)]
+    known = x[users]
+    scores = known @ weights
+    scores[known > 0] = -np.inf
+    top = np.argpartition(-scores, LIST_LENGTH, axis=1)[:, :LIST_LENGTH]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    t2 = time.perf_counter()
+    lists = {int(u): top[row].astype(np.int64) for row, u in enumerate(users.tolist())}
+    return MatrixRun(lists, t1 - t0, t2 - t1, cpu_seconds() - c0)
 
 
 def lenskit_ndcg(lists: dict[int, np.ndarray], held: HeldOut) -> float:
@@ -299,6 +361,8 @@ class Row:
     identical: float  # share of identical lists (same items, same order), users with history
     same_set: float
     peer_run: PeerRun
+    matrix_run: MatrixRun | None = None
+    matrix_identical: float = float("nan")
 
 
 # --------------------------------------------------------------------------- main
@@ -410,6 +474,17 @@ def main(argv: list[str] | None = None) -> int:
                 set(ours_lists.get(u, empty).tolist()) == set(peer_run.lists.get(u, empty).tolist())
                 for u in compared
             ]
+            matrix_run = matrix_same = None
+            if learner == "ease":
+                matrix_run = run_ease_matrix(train, test_users, args.regularization)
+                matrix_same = float(
+                    np.mean(
+                        [
+                            np.array_equal(ours_lists.get(u, empty), matrix_run.lists.get(u, empty))
+                            for u in compared
+                        ]
+                    )
+                )
             rows.append(
                 Row(
                     case=case,
@@ -423,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
                     identical=float(np.mean(same)),
                     same_set=float(np.mean(same_set)),
                     peer_run=peer_run,
+                    matrix_run=matrix_run,
+                    matrix_identical=float("nan") if matrix_same is None else matrix_same,
                 )
             )
         all_rows[learner] = rows
@@ -480,6 +557,31 @@ def report(learner: str, rows: list[Row], engine: EngineRun) -> None:
         f"{statistics.median(engine.scenario_seconds):.4f} s (its recorded fit + judge time), "
         f"ratio {statistics.median(t_lk) / statistics.median(engine.scenario_seconds):.1f}×"
     )
+    cpu_dl = engine.cpu / engine.n_scenarios
+    cpu_lk = statistics.median(r.peer_run.cpu for r in rows)
+    print(
+        f"  CPU seconds per scenario (per-core comparison; all threads of each tool): "
+        f"datalever {cpu_dl:.3f} (whole run), LensKit pipeline {cpu_lk:.3f} (median); "
+        f"ratio {cpu_lk / cpu_dl:.1f}×"
+    )
+    matrix = [r.matrix_run for r in rows if r.matrix_run is not None]
+    if matrix:
+        t_mx = statistics.median(m.seconds for m in matrix)
+        cpu_mx = statistics.median(m.cpu for m in matrix)
+        struck = statistics.median(engine.scenario_seconds)
+        print(
+            f"  LensKit's EASE weights + one X @ B product (numpy, what a sweep would use): "
+            f"median {t_mx:.3f} s/scenario = weights "
+            f"{statistics.median(m.train for m in matrix):.3f} + scores and top-"
+            f"{LIST_LENGTH} {statistics.median(m.score for m in matrix):.3f}; "
+            f"{cpu_mx:.3f} CPU s\n"
+            f"    ratio against datalever's whole run: {t_mx / t_dl:.1f}× wall, "
+            f"{cpu_mx / cpu_dl:.1f}× CPU seconds; against its median struck scenario "
+            f"(without the fold's set-up): {t_mx / struck:.1f}× wall\n"
+            f"    identical top-{LIST_LENGTH} lists with datalever's: "
+            f"{statistics.fmean(r.matrix_identical for r in rows):.2%} "
+            f"(min {min(r.matrix_identical for r in rows):.2%})"
+        )
     diffs = [abs(r.ours - r.peer) for r in rows]
     diffs_non = [abs(r.ours_non - r.peer_non) for r in rows]
     print(

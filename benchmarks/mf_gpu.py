@@ -6,7 +6,8 @@ MovieLens-100K, Surprise's SVD defaults) through the engine twice in one run: wi
 ``backend = "torch"`` on ``--device`` (default: CUDA when torch sees it, else the CPU). It prints
 each path's time per fit, their ratio, each projected to the full 20,000-fit sweep, and the
 largest difference between the two paths in any scenario's nDCG@10 or RMSE (they agree to
-float32 rounding, not bit for bit).
+float32 rounding, not bit for bit). As in ``mf_sweep.py``, sizes that round to no user (no fit
+on either path) are left out of the sweep and of the projection.
 
     python benchmarks/mf_gpu.py --samples 250            # the full sweep, on a GPU machine
     python benchmarks/mf_gpu.py --samples 1 --folds 1 --device cpu   # a check on any machine
@@ -29,18 +30,18 @@ from datalever.learners.mf import BiasedMF
 from datalever.learners.mf_torch import gpu_present
 from datalever.spec import spec_from_dict
 from datalever.store import ResultsStore
-from mf_sweep import FULL_SWEEP_FITS, PAPER_SIZES
+from mf_sweep import FOLDS, PAPER_SAMPLES, sizes_reaching_someone
 
 
-def sweep_spec(samples: int, folds: int, seed: int, learner: dict):
+def sweep_spec(sizes: list[float], samples: int, folds: int, seed: int, learner: dict):
     return spec_from_dict(
         {
             "name": "data strikes sweep",
             "seed": seed,
             "data": {"dataset": "movielens-100k"},
-            "protocol": {"kind": "data-strikes", "folds": 5, "run_folds": folds},
+            "protocol": {"kind": "data-strikes", "folds": FOLDS, "run_folds": folds},
             "learners": [{"name": "biased_mf", **learner}],
-            "collectives": {"sizes": PAPER_SIZES, "samples": samples},
+            "collectives": {"sizes": sizes, "samples": samples},
             "evaluation": {"metrics": ["ndcg@10", "rmse"], "groups": ["everyone"]},
         }
     )
@@ -75,18 +76,22 @@ def main() -> None:
     device = args.device or ("cuda" if gpu_present() else "cpu")
 
     data = load_dataset("movielens-100k")
+    sizes, _ = sizes_reaching_someone(data.n_contributors)
+    full = len(sizes) * PAPER_SAMPLES * FOLDS
     torch_params = {"backend": "torch", "device": device}
     warm_up(BiasedMF(backend="numba"), data)
     warm_up(BiasedMF(**torch_params), data)
     cpu_s, fits, cpu_values, cpu_paths = timed_sweep(
-        data, sweep_spec(args.samples, args.folds, args.seed, {"backend": "numba"}), args.jobs
+        data,
+        sweep_spec(sizes, args.samples, args.folds, args.seed, {"backend": "numba"}),
+        args.jobs,
     )
     gpu_s, _, gpu_values, gpu_paths = timed_sweep(
-        data, sweep_spec(args.samples, args.folds, args.seed, torch_params), 1
+        data, sweep_spec(sizes, args.samples, args.folds, args.seed, torch_params), 1
     )
     diff = (cpu_values - gpu_values).abs()
     print(
-        f"sweep: {len(PAPER_SIZES)} sizes × {args.samples} samples × {args.folds} folds "
+        f"sweep: {len(sizes)} sizes × {args.samples} samples × {args.folds} folds "
         f"+ no-action = {fits} fits on movielens-100k"
     )
     for name, seconds, paths in (
@@ -95,7 +100,7 @@ def main() -> None:
     ):
         print(
             f"{name:<24} {seconds:8.1f} s, {seconds / fits:.4f} s per fit, full sweep "
-            f"{FULL_SWEEP_FITS * seconds / fits / 60:.1f} min (path {', '.join(paths)})"
+            f"({full} fits) {full * seconds / fits / 60:.1f} min (path {', '.join(paths)})"
         )
     print(f"ratio: torch on {device} is {cpu_s / gpu_s:.2f}× the CPU kernel's speed")
     for metric in ("ndcg@10", "rmse"):

@@ -23,3 +23,20 @@ def test_benchmark_script_starts(script):
     )
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+def test_mf_sweep_leaves_out_sizes_that_strike_nobody(ml100k):
+    # The engine reuses the no-action model for a strike that rounds to no user; a peer would
+    # fit it. The sweep leaves such sizes out on both sides, decided as the engine draws.
+    from datalever.collectives import Collective, draw
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import mf_sweep
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    kept, nobody = mf_sweep.sizes_reaching_someone(ml100k.n_contributors)
+    assert nobody == [0.0001, 0.0005] and kept == mf_sweep.PAPER_SIZES[2:]
+    for size in kept + nobody:
+        drawn = draw(Collective("random", size=size), ml100k, 0, 0).participants
+        assert (len(drawn) > 0) == (size in kept)
