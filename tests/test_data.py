@@ -610,3 +610,379 @@ def test_real_movielens_100k_via_recbole(real_100k_cache, monkeypatch):
     assert meta(c, 1)["genres"] == "Animation|Children's|Comedy"
     assert len(c.genres()) == 19
     assert list(c.contributor_ids[:3]) == [1, 2, 3]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _table(tmp_path, text: str, name: str = "r.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("inf", "infinite"),
+        ("-inf", "infinite"),
+        ("1e308", "beyond"),
+        ("", "is empty in"),
+        ("nan", "is empty in"),
+        ("great", "non-numeric"),
+    ],
+)
+def test_bad_ratings_are_refused_naming_file_column_and_rows(tmp_path, value, problem):
+    path = _table(tmp_path, f"who,what,stars\n1,2,3\n1,3,{value}\n2,3,{value}\n2,4,1\n")
+    with pytest.raises(DataleverError) as err:
+        load_table(path, {"user": "who", "item": "what", "rating": "stars"})
+    text = str(err.value)
+    assert problem in text
+    assert "rating column ('stars')" in text and str(path) in text
+    assert "2 rows (first: data row 2)" in text
+
+
+def test_boolean_ratings_are_refused(tmp_path):
+    path = _table(tmp_path, "user,item,rating\n1,2,True\n1,3,False\n")
+    with pytest.raises(DataleverError, match="rating column of .*true/false"):
+        load_table(path)
+    pq_path = tmp_path / "b.parquet"
+    pd.DataFrame({"user": [1, 2], "item": [1, 2], "rating": [True, False]}).to_parquet(pq_path)
+    with pytest.raises(DataleverError, match="true/false"):
+        load_table(pq_path)
+
+
+def test_text_and_mixed_ratings_from_python_are_refused():
+    from datalever.data.contributions import Contributions
+
+    frame = pd.DataFrame(
+        {"user": [1, 2], "item": [1, 1], "rating": pd.Series([4, True], dtype=object)}
+    )
+    with pytest.raises(DataleverError, match="non-numeric"):
+        Contributions.from_frames("py", frame)
+    frame["rating"] = pd.Series([b"4", b"5"], dtype=object)
+    with pytest.raises(DataleverError, match="not numbers"):
+        Contributions.from_frames("py", frame)
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        {"user": "a", "item": "a", "rating": "r"},
+        {"user": "a", "item": "b", "rating": "a"},
+    ],
+)
+def test_column_mapped_twice(tmp_path, mapping):
+    path = _table(tmp_path, "a,b,r\n1,2,3\n")
+    with pytest.raises(DataleverError, match="to the same column \\('a'\\)"):
+        load_table(path, mapping)
+
+
+def _parquet(path: Path, **columns) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = {"user": [1, 2], "item": [1, 2], "rating": [1.0, 2.0]}
+    base.update(columns)
+    pq.write_table(pa.table({k: pa.array(v) for k, v in base.items()}), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("field", "values", "what"),
+    [
+        ("user", [{"a": 1}, {"a": 2}], "lists, records"),
+        ("item", [[1], [2]], "lists, records"),
+        ("user", [b"\x00\xff", b"b"], "raw bytes"),
+        ("item", [True, False], "true/false"),
+        ("user", [1.5, 2.0], "fractions"),
+    ],
+)
+def test_parquet_ids_must_be_integers_or_text(tmp_path, field, values, what):
+    path = _parquet(tmp_path / "ids.parquet", **{field: values})
+    with pytest.raises(DataleverError, match=f"The {field} column of .*{what}.*integers or text"):
+        load_table(path)
+
+
+def test_parquet_whole_float_ids_become_integers(tmp_path):
+    path = _parquet(tmp_path / "f.parquet", user=[1.0, 2.0])
+    assert list(load_table(path).contributor_ids) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ([{"a": 1}, {"a": 2}], "neither numbers nor dates"),
+        ([float("inf"), 1.0], "impossibly large"),
+        ([1e300, 1.0], "impossibly large"),
+        ([True, False], "true/false"),
+        ([None, 1.0], "is empty in 1 row"),
+        (["yesterday", "2020-01-01"], "neither numbers nor dates in 1 row"),
+    ],
+)
+def test_bad_timestamps_are_refused(tmp_path, values, problem):
+    path = _parquet(tmp_path / "ts.parquet", timestamp=values)
+    with pytest.raises(DataleverError, match=problem):
+        load_table(path)
+
+
+def test_date_timestamps_become_seconds_since_1970(tmp_path):
+    # pandas 3 parses dates to microseconds: dividing by 1e9 as before gave 1577836 here.
+    path = _table(tmp_path, "user,item,rating,timestamp\n1,2,3,2020-01-01\n1,3,4,2020-01-02\n")
+    assert load_table(path).records["timestamp"].tolist() == [1577836800, 1577923200]
+    pq_path = tmp_path / "d.parquet"
+    frame = pd.DataFrame({"user": [1], "item": [1], "rating": [1.0]})
+    frame["timestamp"] = pd.to_datetime(["2020-01-01T00:00:10"])
+    frame.to_parquet(pq_path)
+    assert load_table(pq_path).records["timestamp"].tolist() == [1577836810]
+
+
+def test_huge_and_negative_ids_are_kept_as_given(tmp_path):
+    path = _table(tmp_path, "user,item,rating\n99999999999999999999999999,-2,3\n1,-2,4\n")
+    c = load_table(path)
+    assert sorted(c.contributor_ids) == ["1", "99999999999999999999999999"]
+    assert list(c.item_ids) == [-2]
+
+
+def test_duplicates_keep_the_latest_by_timestamp_and_say_so(tmp_path, caplog):
+    path = _table(
+        tmp_path,
+        "user,item,rating,timestamp\n1,5,1,10\n1,5,2,30\n2,5,3,5\n1,5,4,20\n1,6,5,1\n2,5,1,5\n",
+    )
+    with caplog.at_level("WARNING", logger="datalever.data"):
+        c = load_table(path)
+    r = c.records
+    assert list(zip(r["contributor"], r["item"], r["rating"], strict=True)) == [
+        (0, 0, 2.0),  # user 1, item 5: the rating at time 30
+        (0, 1, 5.0),
+        (1, 0, 1.0),  # user 2, item 5: equal times, the last in the file
+    ]
+    assert c.notes == [
+        f"{path} has 3 duplicate (user, item) records: kept the latest of each by timestamp "
+        "(the last in file order among equal times) and dropped 3."
+    ]
+    assert c.notes[0] in caplog.text
+
+
+def test_duplicates_without_timestamps_keep_the_last_in_file_order(tmp_path):
+    path = _table(tmp_path, "user,item,rating\n1,5,1\n1,5,2\n2,5,3\n")
+    c = load_table(path)
+    assert c.records["rating"].tolist() == [2.0, 3.0]
+    assert c.rating_scale == (2.0, 3.0)  # the dropped rating does not widen the scale
+    assert "kept the last of each in file order and dropped 1" in c.notes[0]
+
+
+def test_movielens_has_no_duplicates(ml100k):
+    assert (len(ml100k), ml100k.notes) == (100_000, [])
+
+
+def test_error_messages_do_not_echo_file_contents(tmp_path):
+    secret = "root:$6$Zq9x7Hsalt$LongSecretHashValue:19000:0:99999:7:::"
+    target = tmp_path / "shadow"
+    target.write_text(secret + "\ndaemon:*:19000:0:99999:7:::\n")
+    link = tmp_path / "ratings.csv"
+    link.symlink_to(target)
+    for call in (lambda: load_table(link), lambda: load_table(link, {"user": "u", "item": "i"})):
+        with pytest.raises(DataleverError) as err:
+            call()
+        text = str(err.value)
+        assert "$6$" not in text and "Secret" not in text and "root" not in text
+        assert "1 column found: 1 column not shown" in text or "not shown" in text
+    values = tmp_path / "v.csv"
+    values.write_text(f"user,item,rating\n1,2,{secret.replace(':', ';')}\n")
+    with pytest.raises(DataleverError, match="a 57-character value") as err:
+        load_table(values)
+    assert "Secret" not in str(err.value)
+
+
+def test_column_preview_shows_identifiers_only():
+    from datalever.data.guard import column_preview
+
+    assert column_preview(["user_id:token", "rating"]) == "user_id:token, rating"
+    assert column_preview(["a b"] + ["x" * 50]) == "a b, " + "x" * 40 + "…"
+    assert column_preview(["ok", "$6$abc", "name\x1b[31m"]) == "ok, 2 others not shown"
+    many = column_preview([f"c{i}" for i in range(25)])
+    assert many.endswith("c9, 15 others not shown")
+    assert column_preview([]) == "none"
+
+
+def test_rows_with_more_fields_than_the_header(tmp_path):
+    path = _table(tmp_path, "user,item,rating\n1,2,3,4,5\n1,3,3\n")
+    with pytest.raises(DataleverError, match="more fields than its header has columns \\(3\\)"):
+        load_table(path)
+    short = _table(tmp_path, "user,item,rating\n1,2,3\n1\n", "short.csv")
+    with pytest.raises(DataleverError, match="rating column of .* is empty in 1 row"):
+        load_table(short)
+
+
+def test_binary_and_non_utf8_tables(tmp_path):
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(DataleverError, match="NUL bytes, so it is binary"):
+        load_table(junk)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("user,item,rating\nJosé,2,3\n".encode("latin-1"))
+    with pytest.raises(DataleverError, match="is not UTF-8 text"):
+        load_table(latin)
+
+
+def test_a_header_line_without_end_is_not_read_whole(tmp_path):
+    path = tmp_path / "oneline.csv"
+    path.write_bytes(b"x" * (3 << 20))
+    with pytest.raises(DataleverError, match="first line .* longer than"):
+        load_table(path)
+
+
+def test_pipes_devices_and_folders_are_refused(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(DataleverError, match="not a regular file"):
+        load_table(fifo)  # opening a FIFO would wait forever for a writer
+    zero = tmp_path / "zero.csv"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(DataleverError, match="not a regular file"):
+        registry.load_dataset(str(zero))
+    with pytest.raises(DataleverError, match="is a folder"):
+        load_table(tmp_path)
+
+
+@pytest.mark.parametrize("length", [10_000_000, 5000])
+def test_absurdly_long_names_are_refused_quickly(tmp_path, cache, length):
+    import time
+
+    name = "x" * length
+    start = time.perf_counter()
+    for call in (
+        lambda: registry.load_dataset(name),
+        lambda: registry.load_dataset("data/" + name + ".csv"),
+        lambda: load_table(name),
+        lambda: registry.fetch_dataset(name),
+        lambda: registry.fetch_dataset("movielens-100k", path=Path(name)),
+    ):
+        with pytest.raises(DataleverError) as err:
+            call()
+        assert len(str(err.value)) < 600
+    assert time.perf_counter() - start < 5
+
+
+def test_names_with_nul_or_overlong_components(tmp_path):
+    with pytest.raises(DataleverError, match="NUL"):
+        registry.load_dataset("ratings\x00.csv")
+    with pytest.raises(DataleverError, match="component of 300 characters"):
+        registry.load_dataset(str(tmp_path / ("y" * 300)))
+
+
+# ----------------------------------------------------------------------------- compression bombs
+
+
+def _gzip_bomb(path: Path, megabytes: int = 50) -> Path:
+    import gzip
+
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(b"user,item,rating\n")
+        block = b"1,2,3\n" * (1 << 16)
+        for _ in range(megabytes * (1 << 20) // len(block)):
+            f.write(block)
+    return path
+
+
+def test_gzip_bomb_stops_at_the_cap(tmp_path, monkeypatch):
+    import time
+
+    bomb = _gzip_bomb(tmp_path / "bomb.csv.gz")
+    assert bomb.stat().st_size < 1 << 20  # 50 MB of rows, highly compressible
+    monkeypatch.setenv("DATALEVER_MAX_DECOMPRESSED_BYTES", str(5 << 20))
+    start = time.perf_counter()
+    with pytest.raises(DataleverError, match="decompresses to more than 5,242,880 bytes"):
+        load_table(bomb)
+    assert time.perf_counter() - start < 5
+
+
+def test_small_compressed_tables_load(tmp_path, monkeypatch):
+    import bz2
+    import gzip
+    import lzma
+
+    text = b"user,item,rating\n1,2,3\n2,2,4\n"
+    monkeypatch.setenv("DATALEVER_MAX_DECOMPRESSED_BYTES", "1000")
+    for suffix, compress in (
+        (".gz", gzip.compress),
+        (".bz2", bz2.compress),
+        (".xz", lzma.compress),
+    ):
+        path = tmp_path / f"r.csv{suffix}"
+        path.write_bytes(compress(text))
+        assert len(load_table(path)) == 2
+    path = tmp_path / "r.csv.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("r.csv", text)
+    assert len(load_table(path)) == 2
+
+
+def test_bad_cap_setting(tmp_path, monkeypatch):
+    path = tmp_path / "r.csv.gz"
+    path.write_bytes(b"")
+    monkeypatch.setenv("DATALEVER_MAX_DECOMPRESSED_BYTES", "lots")
+    with pytest.raises(DataleverError, match="DATALEVER_MAX_DECOMPRESSED_BYTES"):
+        load_table(path)
+
+
+def _zip_with_lying_size(path: Path, declared: int) -> Path:
+    """A zip whose one member claims ``declared`` bytes (its header rewritten after writing)."""
+    import struct
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("r.csv", "user,item,rating\n1,2,3\n")
+    data = bytearray(path.read_bytes())
+    central = data.rfind(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 24, declared)  # uncompressed size
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_zip_members_declaring_huge_sizes_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATALEVER_MAX_DECOMPRESSED_BYTES", str(1 << 20))
+    path = _zip_with_lying_size(tmp_path / "r.csv.zip", 4_000_000_000)
+    with pytest.raises(DataleverError, match="decompresses to more than"):
+        load_table(path)
+    several = tmp_path / "two.csv.zip"
+    with zipfile.ZipFile(several, "w") as zf:
+        zf.writestr("a.csv", "user,item,rating\n1,2,3\n")
+        zf.writestr("b.csv", "user,item,rating\n1,2,3\n")
+    with pytest.raises(DataleverError, match="holds 2 files"):
+        load_table(several)
+
+
+def test_zip_bomb_given_to_fetch_is_refused_before_extracting(tmp_path, cache, monkeypatch):
+    archive = tmp_path / "ml-latest-small.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ml-latest-small/ratings.csv", b"0" * (20 << 20))
+    monkeypatch.setenv("DATALEVER_MAX_DECOMPRESSED_BYTES", str(1 << 20))
+    with pytest.raises(DataleverError, match="decompresses to more than 1,048,576 bytes"):
+        registry.fetch_dataset("movielens-latest-small", path=archive, progress=False)
+    assert [p for p in _cache_files(cache) if p.is_file()] == []
+
+
+def test_zip_that_is_not_movielens(tmp_path, cache):
+    archive = tmp_path / "other.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("notes/readme.txt", "hello")
+    with pytest.raises(DataleverError, match="hold no MovieLens or RecBole dataset"):
+        registry.fetch_dataset("movielens-latest-small", path=archive, progress=False)
+    assert [p for p in _cache_files(cache) if p.is_file()] == []
+
+
+def test_parquet_declaring_more_than_the_cap(tmp_path, monkeypatch):
+    path = _parquet(tmp_path / "big.parquet", user=list(range(2)))
+    monkeypatch.setenv("DATALEVER_MAX_DECOMPRESSED_BYTES", "10")
+    with pytest.raises(DataleverError, match="declares .* bytes of data"):
+        load_table(path)
+
+
+def test_folder_listing_in_errors_is_sanitised(tmp_path):
+    (tmp_path / "evil\x1b[2J.txt").write_text("x")
+    with pytest.raises(DataleverError) as err:
+        load_movielens(tmp_path)
+    assert "\x1b" not in str(err.value) and "evil?[2J.txt" in str(err.value)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from datalever.data.contributions import Contributions
+from datalever.data.guard import regular_file, shown, user_path
 from datalever.errors import DataleverError
 
 
@@ -160,11 +161,54 @@ def _genre_fans(data: Contributions, genre: str) -> np.ndarray:
     return (count > 10) & (mean >= 4)
 
 
+#: Largest group file read (a file of ids for all 162,541 MovieLens-25M users is about 1 MB).
+MAX_GROUP_FILE_BYTES = 64 << 20
+
+
 def _from_file(data: Contributions, path: Path) -> np.ndarray:
-    if not path.is_file():
+    """Contributors whose ids are listed in a UTF-8 text file, one per line; ids the dataset
+    does not have are ignored, but a file that names nobody is an error."""
+    path = regular_file(user_path(path, "group file"), "group file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_GROUP_FILE_BYTES:
+            raise DataleverError(
+                f"The group file {shown(path, 200)} is {size:,} bytes; a list of ids is at "
+                f"most {MAX_GROUP_FILE_BYTES:,}.",
+                "give a text file of contributor ids, one per line.",
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
         raise DataleverError(
-            f"The group file {path} does not exist.", "give a text file of ids, one per line."
+            f"The group file {shown(path, 200)} cannot be read ({shown(exc.strerror or exc)}).",
+            "check its permissions.",
+        ) from None
+    if b"\x00" in raw:
+        raise DataleverError(
+            f"The group file {shown(path, 200)} is binary, not a text file of ids.",
+            "give a text file of contributor ids, one per line.",
         )
-    wanted = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataleverError(
+            f"The group file {shown(path, 200)} is not UTF-8 text (byte {exc.start:,} cannot "
+            "be decoded).",
+            "save it as UTF-8 text with one contributor id per line.",
+        ) from None
+    wanted = {line.strip() for line in text.splitlines() if line.strip()}
+    if not wanted:
+        raise DataleverError(
+            f"The group file {shown(path, 200)} lists no ids.",
+            "write one contributor id per line.",
+        )
     ids = np.asarray(data.contributor_ids).astype(str)
-    return np.isin(ids, list(wanted))
+    mask = np.isin(ids, list(wanted))
+    if not mask.any():
+        examples = ", ".join(shown(i, 20) for i in ids[:3])
+        raise DataleverError(
+            f"None of the {len(wanted):,} ids in the group file {shown(path, 200)} is a "
+            f"contributor of {shown(data.name)} (its ids look like {examples}).",
+            "list the dataset's contributor ids (its user column), one per line.",
+        )
+    return mask

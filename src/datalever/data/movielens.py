@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from datalever.data.contributions import Contributions
+from datalever.data.guard import column_preview, shown, value_preview
 from datalever.errors import DataleverError
 
 #: The 19 genre flags of MovieLens-100K ``u.item``, in file order.
@@ -84,10 +85,12 @@ class Frames:
     items: pd.DataFrame | None
     rating_scale: tuple[float, float] | None
     format: str
+    #: The ratings file, named in error messages.
+    source: str | None = None
 
     def to_contributions(self, name: str) -> Contributions:
         return Contributions.from_frames(
-            name, self.ratings, self.users, self.items, self.rating_scale
+            name, self.ratings, self.users, self.items, self.rating_scale, source=self.source
         )
 
 
@@ -100,15 +103,18 @@ def _read(path: Path, **kwargs) -> pd.DataFrame:
         return pd.read_csv(path, **kwargs)
     except FileNotFoundError:
         raise DataleverError(
-            f"The file {path} does not exist.", "check the path, or fetch the dataset again."
+            f"The file {shown(path, 200)} does not exist.",
+            "check the path, or fetch the dataset again.",
         ) from None
     except pd.errors.EmptyDataError:
         raise DataleverError(
-            f"The file {path} is empty.", "replace it with a complete copy of the dataset."
+            f"The file {shown(path, 200)} is empty.",
+            "replace it with a complete copy of the dataset.",
         ) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise DataleverError(
-            f"The file {path} could not be read as the expected format ({exc}).",
+            f"The file {shown(path, 200)} could not be read as the expected format "
+            f"({shown(exc, 160)}).",
             "check that it is an unmodified file from the dataset's archive.",
         ) from None
 
@@ -158,15 +164,15 @@ def _as_int(values: pd.Series, path: Path, column: str) -> pd.Series:
     bad = out.isna() & values.notna()
     if bad.any():
         raise DataleverError(
-            f"The {column} column of {path} holds non-integer value(s) "
-            f"(first: {values[bad].iloc[0]!r}).",
+            f"The {column} column of {shown(path, 200)} holds {int(bad.sum()):,} non-integer "
+            f"value(s) (first: {value_preview(values[bad].iloc[0])}).",
             "check that the file is an unmodified copy from the dataset's archive.",
         )
     if out.isna().any():
         return out.astype("Int64")
     if (out != out.round()).any():
         raise DataleverError(
-            f"The {column} column of {path} holds non-integer value(s).",
+            f"The {column} column of {shown(path, 200)} holds non-integer value(s).",
             "check that the file is an unmodified copy from the dataset's archive.",
         )
     return out.astype("int64")
@@ -190,7 +196,7 @@ def read_100k(folder: Path) -> Frames:
         folder / "u.data", sep="\t", header=None, names=["user", "item", "rating", "timestamp"]
     )
     users = None
-    if (folder / "u.user").exists():
+    if (folder / "u.user").is_file():
         raw = _read(
             folder / "u.user",
             sep="|",
@@ -209,7 +215,7 @@ def read_100k(folder: Path) -> Frames:
             index=pd.Index(_as_int(raw["user"], folder / "u.user", "user"), name="user"),
         )
     items = None
-    if (folder / "u.item").exists():
+    if (folder / "u.item").is_file():
         names = ["item", "title", "release_date", "video_release_date", "imdb_url", *GENRES_100K]
         raw = _read(
             folder / "u.item",
@@ -231,11 +237,12 @@ def read_100k(folder: Path) -> Frames:
             },
             index=pd.Index(_as_int(raw["item"], folder / "u.item", "item"), name="item"),
         )
-    return Frames(ratings, users, items, SCALE_WHOLE_STARS, "movielens-100k")
+    source = str(folder / "u.data")
+    return Frames(ratings, users, items, SCALE_WHOLE_STARS, "movielens-100k", source)
 
 
 def _read_movies_dat(path: Path, encoding: str | None) -> pd.DataFrame | None:
-    if not path.exists():
+    if not path.is_file():
         return None
     raw = _read_double_colon(path, ["item", "title", "genres"], encoding)
     return pd.DataFrame(
@@ -267,14 +274,16 @@ def read_1m(folder: Path) -> Frames:
         index=pd.Index(_as_int(raw["user"], path, "user"), name="user"),
     )
     items = _read_movies_dat(folder / "movies.dat", "latin-1")
-    return Frames(ratings, users, items, SCALE_WHOLE_STARS, "movielens-1m")
+    source = str(folder / "ratings.dat")
+    return Frames(ratings, users, items, SCALE_WHOLE_STARS, "movielens-1m", source)
 
 
 def read_10m(folder: Path) -> Frames:
     """MovieLens-10M: ``ratings.dat`` and ``movies.dat`` (``::``); it ships no user attributes."""
     ratings = _read_double_colon_ratings(folder / "ratings.dat")
     items = _read_movies_dat(folder / "movies.dat", None)
-    return Frames(ratings, None, items, SCALE_HALF_STARS, "movielens-10m")
+    source = str(folder / "ratings.dat")
+    return Frames(ratings, None, items, SCALE_HALF_STARS, "movielens-10m", source)
 
 
 def read_csv_release(folder: Path) -> Frames:
@@ -285,8 +294,8 @@ def read_csv_release(folder: Path) -> Frames:
     missing = [c for c in ("userId", "movieId", "rating") if c not in ratings.columns]
     if missing:
         raise DataleverError(
-            f"{path} lacks the column(s) {', '.join(missing)} "
-            f"(columns found: {', '.join(map(str, ratings.columns))}).",
+            f"{shown(path, 200)} lacks the column(s) {', '.join(missing)} "
+            f"(columns found: {column_preview(list(ratings.columns))}).",
             "use an unmodified MovieLens ratings.csv, or load the file as a table with a column "
             "mapping (datalever.data.tabular.load_table).",
         )
@@ -294,7 +303,7 @@ def read_csv_release(folder: Path) -> Frames:
     ratings = ratings[[c for c in expected.values() if c in ratings]]
     items = None
     path = folder / "movies.csv"
-    if path.exists():
+    if path.is_file():
         raw = _read(path, dtype=str, keep_default_na=False)
         if {"movieId", "title", "genres"} <= set(raw.columns):
             items = pd.DataFrame(
@@ -304,7 +313,8 @@ def read_csv_release(folder: Path) -> Frames:
                 },
                 index=pd.Index(_as_int(raw["movieId"], path, "movieId"), name="item"),
             )
-    return Frames(ratings, None, items, SCALE_HALF_STARS, "movielens-csv")
+    source = str(folder / "ratings.csv")
+    return Frames(ratings, None, items, SCALE_HALF_STARS, "movielens-csv", source)
 
 
 # ----------------------------------------------------------------------------- RecBole atomic
@@ -350,7 +360,7 @@ def load_recbole_frames(directory: Path, name: str | None = None) -> Frames:
     those of the GroupLens files; otherwise they stay strings everywhere.
     """
     directory = Path(directory)
-    inters = sorted(directory.glob("*.inter"))
+    inters = sorted(p for p in directory.glob("*.inter") if p.is_file())
     if not inters:
         raise DataleverError(
             f"No RecBole interaction file (*.inter) in {directory}.",
@@ -376,20 +386,22 @@ def load_recbole_frames(directory: Path, name: str | None = None) -> Frames:
 
     users = items = None
     user_path, item_path = directory / f"{stem}.user", directory / f"{stem}.item"
-    if user_path.exists():
+    if user_path.is_file():
         users, _ = _read_atomic(user_path)
         if "user" not in users:
             raise DataleverError(
-                f"{user_path} has no user_id column (columns: {', '.join(users.columns)}).",
+                f"{shown(user_path, 200)} has no user_id column "
+                f"(columns: {column_preview(list(users.columns))}).",
                 "give the user file a user_id:token column.",
             )
         if "age" in users:
             users["age"] = _as_int(users["age"], user_path, "age")
-    if item_path.exists():
+    if item_path.is_file():
         items, item_types = _read_atomic(item_path)
         if "item" not in items:
             raise DataleverError(
-                f"{item_path} has no item_id column (columns: {', '.join(items.columns)}).",
+                f"{shown(item_path, 200)} has no item_id column "
+                f"(columns: {column_preview(list(items.columns))}).",
                 "give the item file an item_id:token column.",
             )
         if "genres" in items:
@@ -410,7 +422,7 @@ def load_recbole_frames(directory: Path, name: str | None = None) -> Frames:
     users, items = tables["user"], tables["item"]
     keep = [c for c in ("user", "item", "rating", "timestamp") if c in ratings]
     ratings = ratings[keep + [c for c in ratings.columns if c not in keep]]
-    return Frames(ratings, users, items, None, "recbole")
+    return Frames(ratings, users, items, None, "recbole", str(inter_path))
 
 
 def load_recbole_atomic(directory: Path, name: str | None = None) -> Contributions:
@@ -475,10 +487,12 @@ def detect_format(directory: Path) -> tuple[str, Path]:
             f"{directory} holds several datasets: {', '.join(str(p.name) for _, p in found)}.",
             "pass the folder of the one you mean.",
         )
-    present = sorted(p.name for p in directory.iterdir())[:12]
+    present = sorted(shown(p.name, 40) for p in directory.iterdir())
+    more = f" and {len(present) - 12} more" if len(present) > 12 else ""
+    listing = ", ".join(present[:12]) + more
     raise DataleverError(
-        f"No MovieLens or RecBole files found in {directory} "
-        f"(it holds: {', '.join(present) or 'nothing'}).",
+        f"No MovieLens or RecBole files found in {shown(directory, 200)} "
+        f"(it holds: {listing or 'nothing'}).",
         "point to a folder with u.data (100K), ratings.dat (1M/10M), ratings.csv "
         "(20M/25M/latest) or NAME.inter (RecBole), or to an archive's unzipped folder.",
     )

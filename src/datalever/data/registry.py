@@ -19,12 +19,21 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from datalever.data.contributions import Contributions
+from datalever.data.guard import (
+    MAX_DECOMPRESSED_ENV,
+    check_archive,
+    file_kind,
+    max_decompressed_bytes,
+    shown,
+    user_path,
+)
 from datalever.data.movielens import (
     SCALE_HALF_STARS,
     SCALE_WHOLE_STARS,
@@ -128,6 +137,8 @@ def known_names() -> list[str]:
 
 def resolve_name(name: str) -> str | None:
     """The catalogue name for ``name`` or one of its aliases (ml-100k, 100k), else None."""
+    if len(name) > 100:  # no catalogue name is this long
+        return None
     key = name.strip().lower()
     return key if key in CATALOGUE else ALIASES.get(key)
 
@@ -136,7 +147,7 @@ def _info(name: str) -> DatasetInfo:
     key = resolve_name(name)
     if key is None:
         raise DataleverError(
-            f"Unknown dataset {name!r}.",
+            f"Unknown dataset {shown(name)!r}.",
             f"use one of {', '.join(CATALOGUE)}, or pass a path to a dataset folder or a "
             "CSV/Parquet file.",
         )
@@ -215,7 +226,13 @@ def _download(url: str, dest: Path, progress: bool) -> None:
 
 def _install(staging: Path, info: DatasetInfo, source: str, detail: dict[str, str]) -> Path:
     """Check ``staging`` holds the expected format, mark it complete and move it into place."""
-    fmt, _ = detect_format(staging)
+    try:
+        fmt, _ = detect_format(staging)
+    except DataleverError:
+        raise DataleverError(
+            f"The files given for {info.name} hold no MovieLens or RecBole dataset.",
+            f"give the archive or folder of {info.name} ({info.url}).",
+        ) from None
     if fmt not in info.formats:
         raise DataleverError(
             f"The files given for {info.name} look like {fmt}, not {' or '.join(info.formats)}.",
@@ -237,12 +254,29 @@ def _staging_dir(info: DatasetInfo) -> Path:
 
 
 def _extract_zip(archive: Path, staging: Path) -> None:
+    """Unpack ``archive`` into ``staging``, refusing archives whose declared sizes pass the
+    decompression cap and stopping any member that inflates beyond what it declared."""
+    cap = max_decompressed_bytes()
     try:
         with zipfile.ZipFile(archive) as zf:
-            zf.extractall(staging)
-    except zipfile.BadZipFile:
+            written = 0
+            for member in check_archive(zf, archive, cap):
+                target = Path(zf.extract(member, staging))  # extract() strips ../ and roots
+                written += target.stat().st_size
+                if written > cap:
+                    raise DataleverError(
+                        f"{shown(archive, 200)} decompresses to more than {cap:,} bytes.",
+                        f"give the dataset's own archive, or raise {MAX_DECOMPRESSED_ENV}.",
+                    )
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise DataleverError(
-            f"{archive} is not a valid zip archive.", "download it again or give another copy."
+            f"{shown(archive, 200)} is not a valid zip archive ({shown(exc, 120)}).",
+            "download it again or give another copy.",
+        ) from None
+    except OSError as exc:
+        raise DataleverError(
+            f"{shown(archive, 200)} could not be unpacked into the cache ({shown(exc, 160)}).",
+            "check the free space and permissions of the cache folder (DATALEVER_CACHE).",
         ) from None
 
 
@@ -327,23 +361,33 @@ def _fetch_recbole(info: DatasetInfo, progress: bool) -> Path:
 
 def _from_local(path: Path, info: DatasetInfo) -> Path:
     """Put a user's copy (zip or folder) into the cache, verifying a zip's checksum."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataleverError(f"The path {path} does not exist.", "check the path you gave.")
+    path = user_path(path)
+    kind = file_kind(path)
+    if kind == "missing":
+        raise DataleverError(
+            f"The path {shown(path, 200)} does not exist.", "check the path you gave."
+        )
     detail = {"path": str(path.resolve())}
-    if path.is_dir():
+    if kind == "folder":
         staging = _staging_dir(info)
         try:
             fmt, folder = detect_format(path)
             for item in folder.iterdir():
                 if item.is_file() and item.name != MARKER:
-                    shutil.copy2(item, staging / item.name)
+                    try:
+                        shutil.copy2(item, staging / item.name)
+                    except OSError as exc:
+                        raise DataleverError(
+                            f"Could not copy {shown(item, 200)} into the cache "
+                            f"({shown(exc, 160)}).",
+                            "check the file's permissions and the cache's free space.",
+                        ) from None
             return _install(staging, info, "local", detail)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    if not zipfile.is_zipfile(path):
+    if kind != "file" or not zipfile.is_zipfile(path):
         raise DataleverError(
-            f"{path} is neither a folder nor a zip archive.",
+            f"{shown(path, 200)} is neither a folder nor a zip archive.",
             f"give the {info.url.rsplit('/', 1)[1]} archive or the folder it unzips to.",
         )
     _verify(path, info, f"archive {path.name}")
@@ -407,7 +451,7 @@ def _cached_frames(folder: Path) -> Frames:
         items = pd.read_parquet(store / "items.parquet") if meta["items"] else None
         ratings = pd.read_parquet(store / "ratings.parquet")
         scale = tuple(meta["rating_scale"]) if meta["rating_scale"] else None
-        return Frames(ratings, users, items, scale, meta["format"])
+        return Frames(ratings, users, items, scale, meta["format"], meta.get("source"))
     except (OSError, ValueError, KeyError):
         pass
     frames = read_frames(folder)
@@ -424,6 +468,7 @@ def _cached_frames(folder: Path) -> Frames:
             "rating_scale": frames.rating_scale,
             "users": frames.users is not None,
             "items": frames.items is not None,
+            "source": frames.source,
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         shutil.rmtree(store, ignore_errors=True)
@@ -437,9 +482,10 @@ def _cached_frames(folder: Path) -> Frames:
 def load_dataset(name_or_path: str | Path, *, fetch: bool = True) -> Contributions:
     """Load a catalogue dataset by name, or a dataset folder or CSV/Parquet file by path.
 
-    A catalogue dataset not yet in the cache is fetched when ``fetch`` is true.
+    A catalogue dataset not yet in the cache is fetched when ``fetch`` is true. Names and
+    paths no file system could hold (too long, NUL characters) are refused at once.
     """
-    text = str(name_or_path)
+    text = str(user_path(name_or_path, "dataset name or path"))
     key = resolve_name(text) if isinstance(name_or_path, str) else None
     if key is not None:
         if not is_fetched(key):
@@ -453,23 +499,24 @@ def load_dataset(name_or_path: str | Path, *, fetch: bool = True) -> Contributio
         # RecBole files do not state the scale; the catalogue knows it.
         frames.rating_scale = frames.rating_scale or CATALOGUE[key].rating_scale
         return frames.to_contributions(key)
-    path = Path(text).expanduser()
-    if path.is_dir():
+    path = Path(text)
+    kind = file_kind(path)
+    if kind == "folder":
         from datalever.data.movielens import load_movielens
 
         return load_movielens(path)
-    if path.is_file():
+    if kind in ("file", "other"):
         from datalever.data.tabular import load_table
 
         return load_table(path)
     looks_like_path = os.sep in text or "/" in text or Path(text).suffix != ""
     if looks_like_path:
         raise DataleverError(
-            f"There is no file or folder at {path}.",
+            f"There is no file or folder at {shown(path, 200)}.",
             "check the path, or name a catalogue dataset: " + ", ".join(CATALOGUE) + ".",
         )
     raise DataleverError(
-        f"Unknown dataset {text!r}.",
+        f"Unknown dataset {shown(text)!r}.",
         f"use one of {', '.join(CATALOGUE)}, or pass a path to a dataset folder or a "
         "CSV/Parquet file.",
     )

@@ -6,11 +6,22 @@ names is enough to measure data leverage, so this loader asks only for a column 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
 from datalever.data.contributions import Contributions
+from datalever.data.guard import (
+    _IDENTIFIER,
+    MAX_DECOMPRESSED_ENV,
+    column_preview,
+    max_decompressed_bytes,
+    open_capped,
+    regular_file,
+    shown,
+    user_path,
+)
 from datalever.errors import DataleverError
 
 #: Our column names; user, item and rating are required.
@@ -30,6 +41,35 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zip", ".xz", ".zst"}
 
 
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged table can raise: parser, decompression and Arrow errors."""
+    import zipfile
+    import zlib
+    from lzma import LZMAError
+
+    import pyarrow as pa
+
+    return (
+        OSError,
+        ValueError,
+        EOFError,
+        TypeError,
+        KeyError,
+        IndexError,
+        NotImplementedError,
+        OverflowError,
+        zlib.error,
+        LZMAError,
+        zipfile.BadZipFile,
+        pd.errors.ParserError,
+        pa.ArrowException,
+    )
+
+
+#: Exceptions turned into "could not be read" errors (bugs of our own are not among them).
+READ_ERRORS = _read_errors()
+
+
 def table_format(path: Path) -> str:
     """'csv' or 'parquet' from the file name (a compression suffix such as .gz is looked past)."""
     suffixes = [s.lower() for s in Path(path).suffixes]
@@ -41,8 +81,24 @@ def table_format(path: Path) -> str:
     if last in CSV_SUFFIXES:
         return "csv"
     raise DataleverError(
-        f"Cannot tell the format of {path} from its name (suffix {last or 'none'!r}).",
+        f"Cannot tell the format of {shown(path, 200)} from its name "
+        f"(suffix {shown(last, 20) or 'none'!r}).",
         "give a .csv, .tsv, .txt (optionally compressed, e.g. .csv.gz) or .parquet file.",
+    )
+
+
+def _decode_error(path: Path, exc: UnicodeDecodeError) -> DataleverError:
+    return DataleverError(
+        f"{shown(path, 200)} is not UTF-8 text (byte {exc.start:,} of the text cannot be "
+        "decoded); it may be binary or saved in another encoding.",
+        "give a CSV/TSV file saved as UTF-8, or a Parquet file.",
+    )
+
+
+def _read_error(path: Path, fmt: str, exc: BaseException) -> DataleverError:
+    return DataleverError(
+        f"The file {shown(path, 200)} could not be read as {fmt} ({shown(exc, 160)}).",
+        "check that the file is complete and of the format its name says.",
     )
 
 
@@ -52,17 +108,29 @@ def _file_columns(path: Path, fmt: str, sep: str | None) -> list[str]:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            return list(pq.read_schema(path).names)
-        return list(pd.read_csv(path, sep=sep, nrows=0, engine="python" if sep is None else "c"))
+            return [str(n) for n in pq.read_schema(path).names]
+        with open_capped(path, header_only=True) as handle:
+            if b"\x00" in handle.read(1 << 16):
+                raise DataleverError(
+                    f"{shown(path, 200)} holds NUL bytes, so it is binary data, not a text "
+                    "table.",
+                    "give a CSV/TSV text file or a Parquet file.",
+                )
+        with open_capped(path, header_only=True) as handle:
+            return [
+                str(c)
+                for c in pd.read_csv(
+                    handle, sep=sep, nrows=0, engine="python" if sep is None else "c"
+                )
+            ]
     except pd.errors.EmptyDataError:
         raise DataleverError(
-            f"The file {path} is empty.", "give a table with a header row and records."
+            f"The file {shown(path, 200)} is empty.", "give a table with a header row and records."
         ) from None
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise DataleverError(
-            f"The file {path} could not be read as {fmt} ({exc}).",
-            "check that the file is complete and of the format its name says.",
-        ) from None
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, exc) from None
+    except READ_ERRORS as exc:
+        raise _read_error(path, fmt, exc) from None
 
 
 def _resolve(columns: dict[str, str] | None, found: list[str], path: Path) -> dict[str, str]:
@@ -71,15 +139,23 @@ def _resolve(columns: dict[str, str] | None, found: list[str], path: Path) -> di
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
         raise DataleverError(
-            f"The column mapping names unknown field(s) {', '.join(unknown)}.",
+            f"The column mapping names unknown field(s) {', '.join(map(shown, unknown))}.",
             f"map only {', '.join(FIELDS)} to the file's column names.",
+        )
+    twice = {c for c in columns.values() if list(columns.values()).count(c) > 1}
+    if twice:
+        fields = [f"{ours}" for ours, theirs in columns.items() if theirs in twice]
+        raise DataleverError(
+            f"The column mapping maps {' and '.join(fields)} to the same column "
+            f"({', '.join(repr(shown(c, 40)) for c in sorted(twice))}).",
+            "map each of user, item, rating and timestamp to a column of its own.",
         )
     bad = {ours: theirs for ours, theirs in columns.items() if theirs not in found}
     if bad:
-        listing = ", ".join(f"{ours}={theirs!r}" for ours, theirs in bad.items())
+        listing = ", ".join(f"{ours}={shown(theirs, 40)!r}" for ours, theirs in bad.items())
         raise DataleverError(
-            f"The column mapping names column(s) that {path.name} lacks: {listing} "
-            f"(columns found: {', '.join(found)}).",
+            f"The column mapping names column(s) that {shown(path.name)} lacks: {listing} "
+            f"(columns found: {column_preview(found)}).",
             f"map user, item and rating to columns that exist, e.g. {_suggest(found)}.",
         )
     lower = {c.lower(): c for c in found}
@@ -96,8 +172,9 @@ def _resolve(columns: dict[str, str] | None, found: list[str], path: Path) -> di
     missing = [f for f in REQUIRED if f not in columns]
     if missing:
         raise DataleverError(
-            f"{path.name} has no column for {', '.join(missing)} "
-            f"(columns found: {', '.join(found) or 'none'}).",
+            f"{shown(path.name)} has no column for {', '.join(missing)} "
+            f"({len(found)} column{'s' if len(found) != 1 else ''} found: "
+            f"{column_preview(found)}).",
             "map our names to the file's columns in the spec's [data] table, e.g. "
             f"columns = {{{_suggest_toml(found)}}}.",
         )
@@ -111,9 +188,11 @@ def _suggest_toml(found: list[str]) -> str:
 
 
 def _suggest(found: list[str]) -> str:
-    """A mapping to show in error messages, built from the first columns of the file."""
+    """A mapping to show in error messages, built from the first columns of the file (when
+    their names look like identifiers; file contents are never echoed)."""
     pairs = [f"{ours}={theirs}" for ours, theirs in zip(FIELDS, found, strict=False)]
-    if len(pairs) < len(REQUIRED):
+    shows = all(_IDENTIFIER.fullmatch(t) and len(t) <= 40 for t in found[: len(pairs)])
+    if len(pairs) < len(REQUIRED) or not shows or any("," in t or "=" in t for t in found[:4]):
         return "user=USER_COLUMN,item=ITEM_COLUMN,rating=RATING_COLUMN"
     return ",".join(pairs)
 
@@ -126,21 +205,16 @@ def load_table(
     sep: str | None = None,
     rating_scale: tuple[float, float] | None = None,
 ) -> Contributions:
-    """Load interactions from a CSV/TSV or Parquet file.
+    """Load interactions from a CSV/TSV (optionally .gz/.bz2/.xz/.zip) or Parquet file.
 
     ``columns`` maps our names (user, item, rating, timestamp) to the file's column names;
     fields left out are matched to common names (userId, movieId, user_id, ...). ``sep``
     overrides the separator the suffix implies. The rating scale defaults to the (min, max) of
-    the ratings.
+    the ratings. Every problem with the file is a :class:`DataleverError`; compressed files
+    stop at :func:`~datalever.data.guard.max_decompressed_bytes`. Duplicate (user, item)
+    records keep the latest (see :meth:`Contributions.from_frames`).
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataleverError(f"The file {path} does not exist.", "check the path.")
-    if path.is_dir():
-        raise DataleverError(
-            f"{path} is a folder, not a table.",
-            "give a .csv or .parquet file, or load the folder as a MovieLens/RecBole dataset.",
-        )
+    path = regular_file(user_path(path, "data file"), "data file")
     fmt = table_format(path)
     if fmt == "csv" and sep is None:
         suffixes = [s.lower() for s in path.suffixes if s.lower() not in COMPRESSION_SUFFIXES]
@@ -150,21 +224,64 @@ def load_table(
     usecols = list(mapping.values())
     try:
         if fmt == "parquet":
-            df = pd.read_parquet(path, columns=usecols)
+            df = _read_parquet(path, usecols)
         else:
-            df = pd.read_csv(
-                path, sep=sep, usecols=usecols, engine="python" if sep is None else "c"
-            )
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+            with open_capped(path) as handle, warnings.catch_warnings():
+                # All columns named, so a row with more fields than the header is an error
+                # instead of being cut short or shifting the columns.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                df = pd.read_csv(
+                    handle,
+                    sep=sep,
+                    names=found,
+                    header=0,
+                    index_col=False,
+                    engine="python" if sep is None else "c",
+                )
+    except DataleverError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, exc) from None
+    except pd.errors.ParserWarning:
         raise DataleverError(
-            f"The file {path} could not be read as {fmt} ({exc}).",
-            "check that the file is complete and of the format its name says.",
+            f"{shown(path, 200)} has rows with more fields than its header has columns "
+            f"({len(found)}).",
+            "quote fields that contain the separator, or fix the rows.",
         ) from None
-    ratings = df.rename(columns={theirs: ours for ours, theirs in mapping.items()})
+    except MemoryError:
+        raise DataleverError(
+            f"{shown(path, 200)} does not fit in memory.", "load a smaller part of it."
+        ) from None
+    except READ_ERRORS as exc:
+        raise _read_error(path, fmt, exc) from None
+    ratings = df[usecols].copy()
+    ratings.columns = list(mapping)
     ratings = ratings[[f for f in FIELDS if f in mapping]]
-    if "timestamp" in ratings and not pd.api.types.is_numeric_dtype(ratings["timestamp"]):
-        parsed = pd.to_datetime(ratings["timestamp"], errors="coerce", utc=True)
-        if parsed.notna().all():
-            ratings["timestamp"] = parsed.astype("int64") // 10**9
-    name = name or path.name.split(".")[0]
-    return Contributions.from_frames(name, ratings, None, None, rating_scale)
+    name = name or path.name.split(".")[0] or path.name
+    return Contributions.from_frames(
+        name, ratings, None, None, rating_scale, source=str(path), column_names=mapping
+    )
+
+
+def _read_parquet(path: Path, usecols: list[str]) -> pd.DataFrame:
+    """The columns ``usecols`` of a Parquet file, refused first when their uncompressed size
+    (from the file's metadata) passes the decompression cap."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(path)
+    cap = max_decompressed_bytes()
+    wanted = set(usecols)
+    total = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            if chunk.path_in_schema.split(".")[0] in wanted:
+                total += max(chunk.total_uncompressed_size, 0)
+    if total > cap:
+        raise DataleverError(
+            f"{shown(path, 200)} declares {total:,} bytes of data in the columns used, more "
+            f"than the limit of {cap:,} for data files.",
+            f"load fewer rows, or raise the limit with {MAX_DECOMPRESSED_ENV}.",
+        )
+    return pd.read_parquet(path, columns=usecols)
