@@ -87,15 +87,18 @@ def sizes_reaching_someone(n_users: int) -> tuple[list[float], list[float]]:
     return kept, [s for s in PAPER_SIZES if s not in kept]
 
 
-def surprise_fit_seconds(data, spec, per_size: int, seed: int) -> dict[float, list[float]]:
+def surprise_fit_seconds(
+    data, spec, per_size: int, seed: int
+) -> tuple[dict[float, list[float]], dict[float, list[float]]]:
     """Fit Surprise's SVD on ``per_size`` of the sweep's scenarios of every strike size (chosen
-    at random); the times of each size's fits."""
+    at random); the wall times and the CPU seconds of each size's fits."""
     import surprise
 
     folds = make_protocol(spec).folds(data, spec.seed)
     scenarios = [s for s in plan(spec, data.checksum()) if not s.is_baseline]
     rng = np.random.default_rng(seed)
     times: dict[float, list[float]] = {}
+    cpu: dict[float, list[float]] = {}
     for size in spec.collectives.sizes:
         of_size = [s for s in scenarios if s.collective.size == size]
         for i in rng.choice(len(of_size), size=min(per_size, len(of_size)), replace=False):
@@ -110,10 +113,11 @@ def surprise_fit_seconds(data, spec, per_size: int, seed: int) -> dict[float, li
             reader = surprise.Reader(rating_scale=train.rating_scale)
             trainset = surprise.Dataset.load_from_df(frame, reader).build_full_trainset()
             algo = surprise.SVD(random_state=0)
-            started = time.perf_counter()
+            c0, started = time.process_time(), time.perf_counter()
             algo.fit(trainset)
             times.setdefault(size, []).append(time.perf_counter() - started)
-    return times
+            cpu.setdefault(size, []).append(time.process_time() - c0)
+    return times, cpu
 
 
 def main() -> None:
@@ -150,11 +154,12 @@ def main() -> None:
     fits = report.n_computed
     ours = ours_total / fits
     cores = cores_used(args.jobs)
-    theirs = surprise_fit_seconds(data, spec, args.surprise_per_size, args.seed)
+    theirs, theirs_cpu = surprise_fit_seconds(data, spec, args.surprise_per_size, args.seed)
     # The sweep has as many fits of every size, so its time per fit is the mean over sizes of
     # each size's (median) time per fit.
     per_size = {size: float(np.median(t)) for size, t in theirs.items()}
     surprise_per_fit = float(np.mean(list(per_size.values())))
+    surprise_cpu = float(np.mean([np.median(t) for t in theirs_cpu.values()]))
     n_theirs = sum(len(t) for t in theirs.values())
     print(
         f"sweep: {len(sizes)} sizes × {args.samples} samples × {FOLDS} folds "
@@ -174,14 +179,18 @@ def main() -> None:
     print(
         f"Surprise SVD:     {surprise_per_fit:.4f} s per fit on one core over the sweep's sizes "
         f"({n_theirs} fits, {args.surprise_per_size} per size; the median per size runs from "
-        f"{min(per_size.values()):.4f} to {max(per_size.values()):.4f})"
+        f"{min(per_size.values()):.4f} to {max(per_size.values()):.4f}); "
+        f"{surprise_cpu:.4f} CPU s per fit"
     )
     print(f"ratio, wall time ({cores} cores against 1): {surprise_per_fit / ours:.1f}×")
     print(
         f"ratio per core (our wall × {cores} cores against Surprise on 1): "
         f"{surprise_per_fit / (ours * cores):.1f}×"
     )
-    print(f"ratio of CPU seconds per scenario: {surprise_per_fit / (ours_cpu / fits):.1f}×")
+    print(
+        f"ratio of CPU seconds per scenario (per core, robust to other load on the machine): "
+        f"{surprise_cpu / (ours_cpu / fits):.1f}×"
+    )
     full = len(sizes) * PAPER_SAMPLES * FOLDS
     print(
         f"projected full sweep ({len(sizes)} sizes × {PAPER_SAMPLES} samples × {FOLDS} folds = "
