@@ -140,9 +140,9 @@ def test_scores_equal_the_reference(train, k, min_k, min_sim):
 
 
 def test_bad_parameters_are_refused():
-    with pytest.raises(DataleverError, match="k and min_k"):
+    with pytest.raises(DataleverError, match="k must be an integer from 1"):
         make_learner("item_knn_centered", {"k": 0})
-    with pytest.raises(DataleverError, match="min_sim must be positive"):
+    with pytest.raises(DataleverError, match="min_sim must be a finite number above 0"):
         make_learner("item_knn_centered", {"min_sim": 0.0})
 
 

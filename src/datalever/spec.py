@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -59,6 +60,9 @@ MAX_SPEC_BYTES = 1_000_000
 MAX_SAMPLES = 10_000
 MAX_SEED = 2**63 - 1
 MAX_TEXT = 1_000
+#: The most scenarios one spec may plan (the Data Strikes sweep made about 20,000 fits);
+#: ``DATALEVER_MAX_SCENARIOS`` raises it for a deliberate giant sweep.
+MAX_SCENARIOS = 200_000
 
 
 class _Strict(BaseModel):
@@ -291,7 +295,36 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
             "give each learner once; to compare settings of one learner, run one spec each.",
         )
     _check_metrics_computable(spec, source)
+    _check_plan_size(spec, source)
     return spec
+
+
+def planned_scenarios(spec: Spec) -> int:
+    """How many scenarios the spec plans: per learner and fold, the no-action one and every
+    collective × sample (the count :func:`datalever.scenarios.plan` will expand to)."""
+    c = spec.collectives
+    collectives = (
+        len({s for s in c.sizes if s > 0})
+        + len({n for n in c.counts if n > 0})
+        + len(set(c.groups))
+    )
+    n_folds = spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1
+    folds = min(n_folds, spec.protocol.run_folds or n_folds)
+    return len(spec.learners) * folds * (1 + collectives * c.samples)
+
+
+def _check_plan_size(spec: Spec, source: str) -> None:
+    limit = MAX_SCENARIOS
+    override = os.environ.get("DATALEVER_MAX_SCENARIOS", "").strip()
+    if override.isdigit():
+        limit = int(override)
+    n = planned_scenarios(spec)
+    if n > limit:
+        raise DataleverError(
+            f"{source} plans {n:,} scenarios (learners × folds × collectives × samples), more "
+            f"than the limit of {limit:,}.",
+            "use fewer samples, sizes or folds; to run it anyway, set DATALEVER_MAX_SCENARIOS.",
+        )
 
 
 def _check_metrics_computable(spec: Spec, source: str) -> None:
