@@ -174,3 +174,23 @@ def test_interrupted_run_releases_its_claims(tmp_path, ml100k):
     cut = run_spec(spec, store, data=ml100k, on_progress=stop_after_three)
     assert cut.interrupted and store.count(cut.run_id) == 3
     assert _table_rows(store, claims) == 0  # another run may take the rest at once
+
+
+def test_claims_of_a_run_that_died_on_this_machine_are_taken_at_once(tmp_path, ml100k):
+    import socket
+
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead_owner = f"{socket.gethostname()}:{ended.stdout.strip()}:0123456789ab"
+    spec = parse_spec(SPEC_A)
+    keys = [s.key for s in plan(spec, ml100k.checksum())]
+    store = ResultsStore(tmp_path / "shared.sqlite")
+    assert store.claim(dead_owner, keys, lease=90) == set(keys)
+    started = time.monotonic()
+    report = run_spec(spec, store, data=ml100k)
+    assert report.n_computed == len(keys)
+    assert time.monotonic() - started < 60, "it waited for the lease of a dead process"

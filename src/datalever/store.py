@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
+import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -276,6 +279,28 @@ def _make_engine(url: sa.URL, shown: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def claim_owner() -> str:
+    """A name for one run's claims that says where it runs (host and process), so that runs on
+    the same machine can tell at once that a killed run's claims are dead."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _owner_alive(owner: str) -> bool:
+    """False only for an owner on this machine whose process has ended; owners elsewhere are
+    trusted until their lease lapses."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
 
 
 class ResultsStore:
@@ -627,12 +652,17 @@ class ResultsStore:
     def claim(self, owner: str, keys: Iterable[str], lease: float) -> set[str]:
         """Claim for ``owner``, for ``lease`` seconds, every scenario among ``keys`` that is not
         stored and not claimed by another live owner (a claim past its lease is dead: its run
-        was killed or lost its store). Returns the keys ``owner`` now holds."""
+        was killed or lost its store; so is one whose process on this machine has ended).
+        Returns the keys ``owner`` now holds."""
         keys = list(keys)
         now = time.time()
         mine: set[str] = set()
         with self._write("claiming scenarios") as conn:
             conn.execute(claims.delete().where(claims.c.expires_at < now))
+            owners = {r[0] for r in conn.execute(sa.select(claims.c.owner).distinct())}
+            dead = [o for o in owners if o != owner and not _owner_alive(o)]
+            for chunk in _chunks(dead):
+                conn.execute(claims.delete().where(claims.c.owner.in_(chunk)))
             for chunk in _chunks(keys):
                 done = {
                     r[0]

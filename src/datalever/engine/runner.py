@@ -8,7 +8,6 @@ import math
 import os
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from datalever.errors import DataleverError
 from datalever.learners import make_learner
 from datalever.scenarios import Scenario, plan
 from datalever.spec import Spec
-from datalever.store import ResultsStore, ScenarioResult
+from datalever.store import ResultsStore, ScenarioResult, claim_owner
 
 PATHS = ("auto", "plain")
 MAX_JOBS = 1024
@@ -152,7 +151,7 @@ def run_spec(
     pending = [s for s in scenarios if s.key not in done]
     if on_plan:
         on_plan(len(pending), len(scenarios))
-    owner = uuid.uuid4().hex
+    owner = claim_owner()
     remaining = {s.key: s for s in pending}
     computed = by_others = 0
     interrupted = False
