@@ -41,7 +41,6 @@ The exit status is non-zero when a check fails.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
 import tempfile
@@ -80,6 +79,7 @@ from datalever.spec import (
     Spec,
 )
 from datalever.store import ResultsStore
+from mf_sweep import cpu_seconds  # CPU seconds of this process and all its workers
 
 DATASET = "movielens-100k"
 TEST_FRACTION = 0.2
@@ -94,13 +94,6 @@ EASE_NDCG_TOLERANCE = 0.002
 ALIKE_NDCG_TOLERANCE = 0.005
 SAME_DRAW_TOLERANCE = 1e-9
 METRIC_TOLERANCE = 1e-9
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process (all threads) and of its finished children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 # --------------------------------------------------------------------------- configuration

@@ -20,7 +20,8 @@ Two things keep the comparison honest:
 * **Per core.** The engine runs on every core (worker processes, or numba's threads with one
   job); Surprise fits on one. Beside the wall-time ratio the script prints the ratio per core
   (our wall time × the cores the run used, against Surprise's time on one core) and the ratio
-  of CPU seconds (this process and its workers, from ``getrusage``).
+  of CPU seconds (this process and all its workers, read from /proc; Surprise's from
+  ``time.process_time``), which other load on the machine disturbs least.
 
     python benchmarks/mf_sweep.py --samples 10 --surprise-per-size 2
 """
@@ -66,11 +67,42 @@ PAPER_SIZES = [
 PAPER_SAMPLES, FOLDS = 250, 5
 
 
+def _proc_times(pid: int | str) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds of the process and of its reaped children) from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    # fields[1] is the parent pid; [11:15] are utime, stime, cutime, cstime.
+    return int(fields[1]), sum(int(f) for f in fields[11:15]) / ticks
+
+
 def cpu_seconds() -> float:
-    """User + system CPU time of this process and of its finished children (pool workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    """CPU seconds of this process, every live descendant, and every reaped one (all threads).
+
+    Worker pools started from a fork server are grandchildren, which ``getrusage`` never
+    counts while this process lives, so the process tree is read from /proc (Linux); elsewhere
+    ``getrusage`` of this process and its reaped children."""
+    if not Path("/proc/self/stat").exists():
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    me = os.getpid()
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (got := _proc_times(entry)) is not None:
+            parents[int(entry)], seconds[int(entry)] = got
+    total = 0.0
+    for pid, cpu in seconds.items():
+        node = pid
+        while node not in (me, 0, 1) and node in parents:
+            node = parents[node]
+        if node == me:
+            total += cpu
+    return total
 
 
 def cores_used(jobs: int) -> int:
