@@ -1,0 +1,246 @@
+"""Regression tests for what a new user hit at the command line: flags that must override a
+spec, messages that lost words in square brackets, honest answers from `ask`, relative paths,
+filters that name what a run has, `run -q`, `data info --columns`, `--version`, and reports
+that must never overwrite anything but a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from datalever.analysis.ask import SearchResult, Verdict
+from datalever.answer import Answer, sentence
+from datalever.cli import _question_spec, app
+from datalever.engine import run_spec
+from datalever.errors import DataleverError
+from datalever.spec import QuestionSpec, load_spec, parse_spec
+from datalever.store import ResultsStore
+from tests.conftest import SMALL_SPEC
+
+QUESTION = '\n[question]\nmetric = "ndcg@10"\ndelta = "-2%"\n'
+
+
+def invoke(*args: str, cwd: Path | None = None):
+    import os
+
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        return CliRunner().invoke(app, list(args), env={"DATALEVER_STORE": None})
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture(scope="module")
+def finished_store(tmp_path_factory, ml100k) -> Path:
+    path = tmp_path_factory.mktemp("store") / "r.sqlite"
+    spec = parse_spec(SMALL_SPEC.replace("run_folds = 2", "run_folds = 1"))
+    run_spec(spec, ResultsStore(path), data=ml100k)
+    return path
+
+
+# 1. ask: flags override the spec; a spec's question suffices
+
+
+def test_ask_flags_override_the_spec_and_its_question_suffices(tmp_path):
+    path = tmp_path / "q.toml"
+    path.write_text(SMALL_SPEC + QUESTION)
+    assert _question_spec(path, {}).question.delta == "-2%"
+    spec = _question_spec(path, {"delta": "-5%", "metric": "precision@10", "seed": 9})
+    assert spec.question.delta == "-5%" and spec.question.metric == "precision@10"
+    assert spec.seed == 9
+    spec = _question_spec(path, {"learner": "ease", "lever": "boycott", "folds": 2})
+    assert spec.question.learner == "ease" and "ease" in [ls.name for ls in spec.learners]
+    assert spec.lever.kind == "boycott" and spec.protocol.run_folds == 2
+
+
+def test_ask_needs_a_delta_from_somewhere(tmp_path):
+    path = tmp_path / "plain.toml"
+    path.write_text(SMALL_SPEC)
+    with pytest.raises(DataleverError, match="no \\[question\\] table, and no --delta"):
+        _question_spec(path, {})
+    assert _question_spec(path, {"delta": "-1%"}).question.delta == "-1%"
+    with pytest.raises(DataleverError, match="pass --delta"):
+        _question_spec(None, {})
+
+
+# 2. square brackets survive in messages and help
+
+
+def test_square_brackets_are_printed_literally(tmp_path):
+    path = tmp_path / "plain.toml"
+    path.write_text(SMALL_SPEC)
+    result = invoke("ask", "--spec", str(path), "--store", str(tmp_path / "s.sqlite"))
+    assert result.exit_code == 2
+    assert "has no [question] table" in " ".join(result.output.split())
+    help_text = " ".join(invoke("ask", "--help").output.split())
+    assert "[question] from a spec" in help_text
+    missing = invoke("results", "--store", str(tmp_path / "[/]x.sqlite"))
+    assert missing.exit_code == 2 and "[/]x.sqlite" in missing.output
+
+
+# 4. unanswerable questions are refused before anything runs
+
+
+def test_ask_refuses_a_gap_to_itself_before_running(tmp_path):
+    store = tmp_path / "s.sqlite"
+    result = invoke("ask", "--learner", "item_mean", "--delta=gap:50%", "--store", str(store))
+    assert result.exit_code == 2 and "the lead is zero" in " ".join(result.output.split())
+    assert not store.exists()
+
+
+# 5. honest sentences: out of time said, a Yes names a decided size, scores in delta units
+
+
+def _verdict(size: float, decision: str, mean: float) -> Verdict:
+    return Verdict(size, np.full(5, mean), mean - 0.01, mean + 0.01, decision)
+
+
+def _answer(result: SearchResult, delta: str = "-2%") -> Answer:
+    q = QuestionSpec(metric="ndcg@10", delta=delta)
+    text = sentence(q, result, 1000, "ease", "strike", "ml")
+    return Answer(q, "ease", "strike", 1000, result, text, "run")
+
+
+def test_a_yes_names_the_smallest_size_decided_to_reach():
+    verdicts = [
+        _verdict(0.1, "short", 0.01),
+        _verdict(0.15, "undecided", 0.019),
+        _verdict(0.2, "reaches", 0.03),
+    ]
+    result = SearchResult("yes", 0.02, point=0.16, low=0.1, high=0.2, verdicts=verdicts)
+    answer = _answer(result)
+    assert answer.text.startswith("Yes: a random collective of 20 % of users (about 200 users)")
+    assert "interpolated estimate 16 %" in answer.text
+    assert "time budget" not in answer.text
+    payload = answer.to_dict()
+    assert payload["size"] == 0.2 and payload["users"] == 200
+    assert payload["estimated_threshold"] == 0.16
+
+
+def test_running_out_of_time_is_said_in_the_sentence():
+    verdicts = [_verdict(0.1, "short", 0.01), _verdict(0.5, "reaches", 0.05)]
+    result = SearchResult("yes", 0.02, 0.3, 0.1, 0.5, verdicts, out_of_time=True)
+    assert "time budget ran out" in _answer(result).text
+    assert _answer(result).to_dict()["out_of_time"] is True
+
+
+def test_scores_read_in_the_deltas_units():
+    result = SearchResult("no", 0.02, verdicts=[_verdict(0.99, "short", 0.0123)])
+    relative = _answer(result, "-2%")
+    assert relative.format_score(0.0123) == "1.23 %" and relative.threshold_text == "2.00 %"
+    absolute = _answer(SearchResult("no", 0.01, verdicts=result.verdicts), "-0.01")
+    assert absolute.format_score(0.0123) == "0.0123"
+    rows = relative.size_rows()
+    assert rows[0]["users"] == 990 and rows[0]["decision"] == "short"
+
+
+# 6. relative paths in a spec are the spec folder's
+
+
+def test_relative_paths_resolve_from_the_spec_folder(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "ids.txt").write_text("1\n2\n")
+    text = SMALL_SPEC.replace('"movielens-100k"', '"ratings.csv"').replace(
+        '"gender:F"', '"file:ids.txt"'
+    )
+    (folder / "spec.toml").write_text(text)
+    spec = load_spec(folder / "spec.toml")
+    assert spec.data.dataset == str(folder / "ratings.csv")
+    assert spec.collectives.groups == [f"file:{folder / 'ids.txt'}"]
+    catalogue = tmp_path / "cat.toml"
+    catalogue.write_text(SMALL_SPEC)
+    assert load_spec(catalogue).data.dataset == "movielens-100k"
+
+
+# 7. filters name what a run has; run -q; data info --columns; --version
+
+
+def test_results_filters_name_what_the_run_has(finished_store):
+    result = invoke("results", "--store", str(finished_store), "--metric", "recall@5")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "has no metric 'recall@5'" in text
+    assert "ndcg@10" in text and "rmse" in text
+    result = invoke("results", "--store", str(finished_store), "--group", "somebody")
+    assert result.exit_code == 2 and "everyone" in result.output
+
+
+def test_run_quiet_still_prints_the_results(tmp_path, ml100k):
+    path = tmp_path / "spec.toml"
+    path.write_text(SMALL_SPEC.replace("run_folds = 2", "run_folds = 1"))
+    result = invoke("run", str(path), "--store", str(tmp_path / "s.sqlite"), "-q")
+    assert result.exit_code == 0, result.output
+    assert "ndcg@10 for everyone" in result.output
+
+
+def test_data_info_takes_a_column_mapping(tmp_path):
+    (tmp_path / "r.csv").write_text("who,what,stars\n1,10,4\n1,11,5\n2,10,3\n")
+    result = invoke(
+        "data", "info", str(tmp_path / "r.csv"), "--columns", "user=who,item=what,rating=stars"
+    )
+    assert result.exit_code == 0, result.output
+    assert "contributors: 2" in " ".join(result.output.split())
+    bad = invoke("data", "info", str(tmp_path / "r.csv"), "--columns", "user")
+    assert bad.exit_code == 2 and "column mapping" in bad.output
+
+
+def test_version():
+    from datalever import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"datalever {__version__}"
+
+
+def test_ask_writes_csv(tmp_path):
+    result = SearchResult("no", 0.02, verdicts=[_verdict(0.5, "short", 0.01)])
+    rows = _answer(result).size_rows()
+    assert list(rows[0]) == ["size", "users", "samples", "mean_score", "low", "high", "decision"]
+
+
+# 13. reports never overwrite anything but a report
+
+
+def test_report_never_overwrites_a_store_or_other_file(finished_store, tmp_path):
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(finished_store.read_bytes())
+    before = copy.read_bytes()
+    result = invoke("report", "--store", str(copy), "-o", str(copy))
+    assert result.exit_code == 2 and "not a datalever report" in result.output
+    assert copy.read_bytes() == before
+    report = tmp_path / "r.html"
+    assert invoke("report", "--store", str(copy), "-o", str(report)).exit_code == 0
+    assert invoke("report", "--store", str(copy), "-o", str(report)).exit_code == 0  # replace
+    for target, needle in ((tmp_path, "is a folder"), (copy / "r.html", "is a file")):
+        result = invoke("report", "--store", str(copy), "-o", str(target))
+        assert result.exit_code == 2 and needle in " ".join(result.output.split())
+    assert copy.read_bytes() == before
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_results_of_a_run_with_nothing_finished_is_a_clear_error(tmp_path, ml100k):
+    store = ResultsStore(tmp_path / "s.sqlite")
+    spec = parse_spec(SMALL_SPEC)
+    store.start_run(
+        "empty", "empty", "movielens-100k", ml100k.checksum(), spec.model_dump(mode="json"), 3
+    )
+    result = invoke("results", "--store", str(tmp_path / "s.sqlite"), "--run", "empty")
+    assert result.exit_code == 2 and "no finished scenarios" in result.output
+    result = invoke(
+        "report",
+        "--store",
+        str(tmp_path / "s.sqlite"),
+        "--run",
+        "empty",
+        "-o",
+        str(tmp_path / "r.html"),
+    )
+    assert result.exit_code == 2 and "no finished scenarios" in result.output
+    as_json = invoke(
+        "results", "--store", str(tmp_path / "s.sqlite"), "--run", "empty", "--format", "json"
+    )
+    assert as_json.exit_code == 2 and "no finished scenarios" in as_json.output
