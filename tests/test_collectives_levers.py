@@ -150,6 +150,50 @@ def test_file_group(data, tmp_path):
         group_members(data, f"file:{tmp_path / 'missing.txt'}")
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"101\n\x00\x01\x02\n", "is binary"),
+        ("101\nJos\xe9\n".encode("latin-1"), "is not UTF-8 text \\(byte 7"),
+        ("101\n105\n".encode("utf-16"), "is binary"),
+        (b"", "lists no ids"),
+        (b"\n  \n\t\n", "lists no ids"),
+        (b"999\n998\n", "None of the 2 ids .* is a contributor of .*ids look like 101, 102"),
+        (b"999\n", "The 1 id .* is not a contributor"),
+    ],
+)
+def test_bad_group_files(data, tmp_path, content, problem):
+    path = tmp_path / "ids.txt"
+    path.write_bytes(content)
+    with pytest.raises(DataleverError, match=problem):
+        group_members(data, f"file:{path}")
+
+
+def test_group_file_with_bom_and_crlf(data, tmp_path):
+    path = tmp_path / "ids.txt"
+    path.write_bytes(b"\xef\xbb\xbf101\r\n105\r\n")
+    assert codes(group_members(data, f"file:{path}")) == [0, 4]
+
+
+def test_group_file_that_is_a_folder_pipe_device_or_huge(data, tmp_path):
+    import os
+
+    with pytest.raises(DataleverError, match="is a folder"):
+        group_members(data, f"file:{tmp_path}")
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(DataleverError, match="not a regular file"):
+        group_members(data, f"file:{tmp_path / 'pipe'}")  # reading would wait for a writer
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(DataleverError, match="not a regular file"):
+        group_members(data, f"file:{tmp_path / 'zero'}")
+    with open(tmp_path / "huge", "wb") as f:
+        f.truncate(100 << 20)
+    with pytest.raises(DataleverError, match="104,857,600 bytes"):
+        group_members(data, f"file:{tmp_path / 'huge'}")
+    with pytest.raises(DataleverError, match="characters long"):
+        group_members(data, "file:" + "y" * 10_000_000)
+
+
 def test_group_selecting_nobody(data):
     with pytest.raises(DataleverError, match="selects nobody"):
         group_members(data, "gender:X")

@@ -630,6 +630,7 @@ def _table(tmp_path, text: str, name: str = "r.csv") -> Path:
         ("", "is empty in"),
         ("nan", "is empty in"),
         ("great", "non-numeric"),
+        ("1" * 400, "infinite"),
     ],
 )
 def test_bad_ratings_are_refused_naming_file_column_and_rows(tmp_path, value, problem):
@@ -986,3 +987,29 @@ def test_folder_listing_in_errors_is_sanitised(tmp_path):
     with pytest.raises(DataleverError) as err:
         load_movielens(tmp_path)
     assert "\x1b" not in str(err.value) and "evil?[2J.txt" in str(err.value)
+
+
+def test_header_names_match_past_surrounding_spaces(tmp_path):
+    path = _table(tmp_path, " userId , movieId , rating \n1,2,3\n")
+    assert len(load_table(path)) == 1
+
+
+def test_timestamps_mixing_numbers_and_dates(tmp_path):
+    path = _table(tmp_path, "user,item,rating,timestamp\n1,2,3,100\n1,3,4,2020-01-01\n")
+    with pytest.raises(DataleverError, match="mixes numbers and dates \\(first date: data row 2"):
+        load_table(path)
+
+
+def test_empty_dataset_name(cache):
+    for name in ("", "   "):
+        with pytest.raises(DataleverError, match="is empty.*catalogue dataset"):
+            registry.load_dataset(name)
+
+
+def test_fetch_validates_the_records_before_installing(tmp_path, cache):
+    archive = tmp_path / "s.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ml-latest-small/ratings.csv", "userId,movieId,rating\n1,2,inf\n")
+    with pytest.raises(DataleverError, match="not a usable dataset.*s.zip/ml-latest-small/ratings"):
+        registry.fetch_dataset("movielens-latest-small", path=archive, progress=False)
+    assert [p for p in _cache_files(cache) if p.is_file()] == []

@@ -168,7 +168,8 @@ MAX_GROUP_FILE_BYTES = 64 << 20
 def _from_file(data: Contributions, path: Path) -> np.ndarray:
     """Contributors whose ids are listed in a UTF-8 text file, one per line; ids the dataset
     does not have are ignored, but a file that names nobody is an error."""
-    path = regular_file(user_path(path, "group file"), "group file")
+    path = user_path(path, "group file", "give the path of a text file of ids, one per line.")
+    path = regular_file(path, "group file")
     try:
         size = path.stat().st_size
         if size > MAX_GROUP_FILE_BYTES:
@@ -206,9 +207,11 @@ def _from_file(data: Contributions, path: Path) -> np.ndarray:
     mask = np.isin(ids, list(wanted))
     if not mask.any():
         examples = ", ".join(shown(i, 20) for i in ids[:3])
+        listed = "The 1 id" if len(wanted) == 1 else f"None of the {len(wanted):,} ids"
+        verb = "is not" if len(wanted) == 1 else "is"
         raise DataleverError(
-            f"None of the {len(wanted):,} ids in the group file {shown(path, 200)} is a "
-            f"contributor of {shown(data.name)} (its ids look like {examples}).",
+            f"{listed} in the group file {shown(path, 200)} {verb} a contributor of "
+            f"{shown(data.name)} (its ids look like {examples}).",
             "list the dataset's contributor ids (its user column), one per line.",
         )
     return mask

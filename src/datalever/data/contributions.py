@@ -156,8 +156,8 @@ class Contributions:
             )
         if len(ratings) == 0:
             raise DataleverError(
-                f"The {shown(where.data)} dataset has no records.",
-                "check the file or path you gave.",
+                f"{where.file[0].upper()}{where.file[1:]} has no records.",
+                "check the file or path you gave; a table needs rows below its header.",
             )
         rating = _ratings(ratings["rating"], where)
         user = _ids(ratings["user"], where, "user")
@@ -244,10 +244,15 @@ def _ratings(values: pd.Series, where: Where) -> np.ndarray:
             f"{column} holds values that are not numbers ({kind}).",
             "map rating to a column of numbers.",
         )
-    numeric = pd.to_numeric(values, errors="coerce")
+    try:
+        numeric = pd.to_numeric(values, errors="coerce")
+    except OverflowError:  # integers beyond what a float holds
+        numeric = values.map(_as_float)
     if pd.api.types.is_object_dtype(values.dtype) and kind in ("mixed-integer", "mixed"):
         is_bool = values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(bool)
         numeric = numeric.mask(is_bool)
+    if pd.api.types.is_object_dtype(numeric.dtype):  # integers beyond 64 bits stay objects
+        numeric = numeric.map(_as_float)
     rating = numeric.to_numpy(np.float64, na_value=np.nan)
     missing = values.isna().to_numpy()
     if missing.any():
@@ -270,6 +275,16 @@ def _ratings(values: pd.Series, where: Where) -> np.ndarray:
             "check the file; ratings must be finite numbers of a sensible size.",
         )
     return rating
+
+
+def _as_float(value: object) -> float:
+    """One value as a float: huge integers become infinite (and are refused as such)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return float("inf")
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _ids(values: pd.Series, where: Where, field: str) -> pd.Series:
@@ -342,11 +357,17 @@ def _timestamps(values: pd.Series, where: Where) -> np.ndarray:
                 parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
             except (ValueError, TypeError, OverflowError):
                 parsed = pd.Series(pd.NaT, index=values.index)
-            bad = parsed.isna().to_numpy()
+            bad = (numeric.isna() & parsed.isna()).to_numpy()
             if bad.any():
                 raise DataleverError(
                     f"{column} holds values that are neither numbers nor dates in {_rows(bad)}.",
                     "write times as numbers (seconds since 1970) or dates, or leave them out.",
+                )
+            if numeric.notna().any():
+                raise DataleverError(
+                    f"{column} mixes numbers and dates (first date: data row "
+                    f"{int(np.flatnonzero(numeric.isna().to_numpy())[0]) + 1:,}).",
+                    "write all times one way: seconds since 1970, or dates.",
                 )
             return _seconds(parsed)
     as_float = numbers.astype(np.float64)

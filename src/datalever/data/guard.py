@@ -66,7 +66,7 @@ def column_preview(names: list[object]) -> str:
     a file that is not a table would otherwise have its first line echoed."""
     if not names:
         return "none"
-    good = [str(n) for n in names if _IDENTIFIER.fullmatch(str(n))]
+    good = [str(n).strip() for n in names if _IDENTIFIER.fullmatch(str(n).strip())]
     parts = [shown(n, _PREVIEW_CHARS) for n in good[:_PREVIEW_COLUMNS]]
     hidden = len(names) - len(parts)
     if hidden:
@@ -87,17 +87,22 @@ def value_preview(value: object) -> str:
 # ----------------------------------------------------------------------------- paths
 
 
-def user_path(text: str | os.PathLike[str], what: str = "path") -> Path:
-    """``text`` as a Path, refused when no file system could hold it (too long, NUL bytes),
-    so the operating system's errors never surface as tracebacks and nothing hangs on it."""
+def user_path(
+    text: str | os.PathLike[str], what: str = "path", fix: str = "give the path of a file."
+) -> Path:
+    """``text`` as a Path, refused when no file system could hold it (too long, NUL bytes,
+    empty), so the operating system's errors never surface as tracebacks and nothing hangs
+    on it. ``fix`` is the advice given with a path that is too long or empty."""
     s = os.fspath(text)
     if not isinstance(s, str):
         raise DataleverError(f"The {what} must be text.", "give the path as a string.")
+    if not s.strip():
+        raise DataleverError(f"The {what} is empty.", fix)
     if len(s) > MAX_PATH_CHARS:
         raise DataleverError(
             f"The {what} is {len(s):,} characters long ({shown(s, 40)}); no file system "
             f"accepts paths longer than {MAX_PATH_CHARS}.",
-            "give the path of an existing file or folder, or a catalogue name.",
+            fix,
         )
     if "\x00" in s:
         raise DataleverError(

@@ -238,6 +238,19 @@ def _install(staging: Path, info: DatasetInfo, source: str, detail: dict[str, st
             f"The files given for {info.name} look like {fmt}, not {' or '.join(info.formats)}.",
             f"give the archive or folder of {info.name} ({info.url}).",
         )
+    try:
+        # Parse and validate now, so a damaged copy is refused here rather than at every
+        # load; the parsed frames are kept (moved with the folder) for fast loading.
+        frames = _cached_frames(staging)
+        frames.rating_scale = frames.rating_scale or info.rating_scale
+        frames.to_contributions(info.name)
+    except DataleverError as exc:
+        given = detail.get("path") or detail.get("url") or source
+        problem = exc.problem.replace(str(staging), shown(given, 200))
+        raise DataleverError(
+            f"The files given for {info.name} are not a usable dataset: {problem}",
+            exc.fix or f"give the archive or folder of {info.name} ({info.url}).",
+        ) from None
     marker = {"name": info.name, "source": source, "format": fmt, **detail}
     (staging / MARKER).write_text(json.dumps(marker, indent=2))
     target = cache_dir() / info.name
@@ -451,7 +464,8 @@ def _cached_frames(folder: Path) -> Frames:
         items = pd.read_parquet(store / "items.parquet") if meta["items"] else None
         ratings = pd.read_parquet(store / "ratings.parquet")
         scale = tuple(meta["rating_scale"]) if meta["rating_scale"] else None
-        return Frames(ratings, users, items, scale, meta["format"], meta.get("source"))
+        source = str(folder / meta["source"]) if meta.get("source") else None
+        return Frames(ratings, users, items, scale, meta["format"], source)
     except (OSError, ValueError, KeyError):
         pass
     frames = read_frames(folder)
@@ -468,7 +482,7 @@ def _cached_frames(folder: Path) -> Frames:
             "rating_scale": frames.rating_scale,
             "users": frames.users is not None,
             "items": frames.items is not None,
-            "source": frames.source,
+            "source": os.path.relpath(frames.source, folder) if frames.source else None,
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         shutil.rmtree(store, ignore_errors=True)
@@ -485,7 +499,8 @@ def load_dataset(name_or_path: str | Path, *, fetch: bool = True) -> Contributio
     A catalogue dataset not yet in the cache is fetched when ``fetch`` is true. Names and
     paths no file system could hold (too long, NUL characters) are refused at once.
     """
-    text = str(user_path(name_or_path, "dataset name or path"))
+    fix = "name a catalogue dataset (" + ", ".join(CATALOGUE) + "), or give a path."
+    text = str(user_path(name_or_path, "dataset name or path", fix))
     key = resolve_name(text) if isinstance(name_or_path, str) else None
     if key is not None:
         if not is_fetched(key):

@@ -112,8 +112,7 @@ def _file_columns(path: Path, fmt: str, sep: str | None) -> list[str]:
         with open_capped(path, header_only=True) as handle:
             if b"\x00" in handle.read(1 << 16):
                 raise DataleverError(
-                    f"{shown(path, 200)} holds NUL bytes, so it is binary data, not a text "
-                    "table.",
+                    f"{shown(path, 200)} holds NUL bytes, so it is binary data, not a text table.",
                     "give a CSV/TSV text file or a Parquet file.",
                 )
         with open_capped(path, header_only=True) as handle:
@@ -158,7 +157,9 @@ def _resolve(columns: dict[str, str] | None, found: list[str], path: Path) -> di
             f"(columns found: {column_preview(found)}).",
             f"map user, item and rating to columns that exist, e.g. {_suggest(found)}.",
         )
-    lower = {c.lower(): c for c in found}
+    lower: dict[str, str] = {}
+    for c in found:  # " userId " matches userId, the first of equal names wins
+        lower.setdefault(c.strip().lower(), c)
     taken = set(columns.values())
     for field in FIELDS:
         if field in columns:
@@ -214,7 +215,7 @@ def load_table(
     stop at :func:`~datalever.data.guard.max_decompressed_bytes`. Duplicate (user, item)
     records keep the latest (see :meth:`Contributions.from_frames`).
     """
-    path = regular_file(user_path(path, "data file"), "data file")
+    path = regular_file(user_path(path, "data file", "give the path of a table."), "data file")
     fmt = table_format(path)
     if fmt == "csv" and sep is None:
         suffixes = [s.lower() for s in path.suffixes if s.lower() not in COMPRESSION_SUFFIXES]
