@@ -1013,3 +1013,36 @@ def test_fetch_validates_the_records_before_installing(tmp_path, cache):
     with pytest.raises(DataleverError, match="not a usable dataset.*s.zip/ml-latest-small/ratings"):
         registry.fetch_dataset("movielens-latest-small", path=archive, progress=False)
     assert [p for p in _cache_files(cache) if p.is_file()] == []
+
+
+def test_attribute_files_listing_an_id_twice(tmp_path):
+    folder = write_100k(tmp_path / "ml")
+    with open(folder / "u.user", "a") as f:
+        f.write("22|30|F|writer|12345\n")
+    with pytest.raises(DataleverError, match="user attributes .* list 1 user id.* \\(first: 22\\)"):
+        load_movielens(folder)
+
+
+def test_ratings_outside_the_stated_scale(tmp_path):
+    path = _table(tmp_path, "user,item,rating\n1,2,3\n1,3,7\n")
+    with pytest.raises(DataleverError, match="outside the scale 1–5 in 1 row \\(first: data row 2"):
+        load_table(path, rating_scale=(1.0, 5.0))
+    with pytest.raises(DataleverError, match="not a range"):
+        load_table(path, rating_scale=(5.0, float("nan")))
+
+
+def test_txt_tables_split_on_separators_only(tmp_path):
+    for sep in (",", "\t", ";", "|", " "):
+        path = _table(tmp_path, f"user{sep}item{sep}rating\n1{sep}2{sep}3\n", "r.txt")
+        assert len(load_table(path)) == 1
+    path = _table(tmp_path, "abc\n1\n", "one.txt")  # the sniffer once split on the letter c
+    with pytest.raises(DataleverError, match="1 column found: abc\\)"):
+        load_table(path)
+
+
+def test_an_archive_named_only_zip(tmp_path):
+    path = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ml-100k/u.data", "1\t2\t3\t4\n")
+    with pytest.raises(DataleverError, match="archive .* data fetch NAME --path"):
+        registry.load_dataset(str(path))

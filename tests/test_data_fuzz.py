@@ -436,6 +436,10 @@ def _path_cases() -> Iterator[DataCase]:
     yield DataCase("unknown dataset", call="name", target="netflix-prize")
 
 
+ONE = b"1\t2\t3\t4\n"
+ITEM = b"2|t|d||u|" + b"0|" * 18 + b"0\n"
+
+
 def _folder_cases() -> Iterator[DataCase]:
     j = _junk(7, 300)
     folders: list[tuple[str, dict[str, bytes]]] = [
@@ -471,6 +475,23 @@ def _folder_cases() -> Iterator[DataCase]:
             {"ds/a/u.data": b"1\t2\t3\t4\n", "ds/b/ratings.csv": b"userId,movieId,rating\n1,2,3\n"},
         ),
         ("folder named like .inter", {"ds/x.inter/y": b""}),
+        ("u.data rating beyond 1-5", {"ds/u.data": b"1\t2\t7\t4\n"}),
+        ("u.user listing a user twice", {"ds/u.data": ONE, "ds/u.user": b"1|2|M|x|1\n1|3|F|y|2\n"}),
+        ("u.item listing an item twice", {"ds/u.data": ONE, "ds/u.item": ITEM + ITEM}),
+        (
+            "movies.csv listing a movie twice",
+            {
+                "ds/ratings.csv": b"userId,movieId,rating\n1,2,3\n",
+                "ds/movies.csv": b"movieId,title,genres\n2,a,Drama\n2,b,Drama\n",
+            },
+        ),
+        (
+            "RecBole .user listing a user twice",
+            {
+                "ds/x.inter": b"user_id:token\titem_id:token\trating:float\n1\t2\t3\n",
+                "ds/x.user": b"user_id:token\tage:float\n1\t3\n1\t4\n",
+            },
+        ),
     ]
     for name, files in folders:
         yield DataCase(name, files, call="dataset", target="ds")

@@ -174,7 +174,17 @@ class Contributions:
         )
         if timestamp is not None:
             records["timestamp"] = timestamp
+        if rating_scale is not None:
+            _check_scale(rating, rating_scale, where)
         records, notes = _drop_duplicates(records, len(item_ids), where)
+        for table, what in ((users, "user"), (items, "item")):
+            if table is not None and table.index.has_duplicates:
+                repeated = table.index[table.index.duplicated()]
+                raise DataleverError(
+                    f"The {what} attributes loaded with {where.file} list {len(repeated):,} "
+                    f"{what} id(s) more than once (first: {value_preview(repeated[0])}).",
+                    f"keep one line per {what} in the dataset's {what} file.",
+                )
         contributors = (
             users.reindex(user_ids) if users is not None else pd.DataFrame(index=user_ids)
         ).reset_index(drop=True)
@@ -275,6 +285,23 @@ def _ratings(values: pd.Series, where: Where) -> np.ndarray:
             "check the file; ratings must be finite numbers of a sensible size.",
         )
     return rating
+
+
+def _check_scale(rating: np.ndarray, scale: tuple[float, float], where: Where) -> None:
+    """A stated rating scale must be a finite range that holds every rating."""
+    lo, hi = (float(v) for v in scale)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise DataleverError(
+            f"The rating scale {scale} is not a range of finite numbers from low to high.",
+            "give the scale as (lowest, highest), e.g. (1, 5).",
+        )
+    outside = (rating < lo) | (rating > hi)
+    if outside.any():
+        raise DataleverError(
+            f"{where.column('rating')} holds ratings outside the scale {lo:g}–{hi:g} in "
+            f"{_rows(outside)}.",
+            "check the file, or state the scale its ratings use.",
+        )
 
 
 def _as_float(value: object) -> float:

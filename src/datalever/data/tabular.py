@@ -80,6 +80,13 @@ def table_format(path: Path) -> str:
         return "parquet"
     if last in CSV_SUFFIXES:
         return "csv"
+    if not last and suffixes != [s.lower() for s in Path(path).suffixes]:
+        raise DataleverError(
+            f"{shown(path, 200)} is an archive or compressed file, but its name does not say "
+            "what it holds (e.g. ratings.csv.gz or ratings.csv.zip).",
+            "name it after the table inside, unzip it, or for a MovieLens archive run "
+            "`datalever data fetch NAME --path FILE`.",
+        )
     raise DataleverError(
         f"Cannot tell the format of {shown(path, 200)} from its name "
         f"(suffix {shown(last, 20) or 'none'!r}).",
@@ -102,26 +109,36 @@ def _read_error(path: Path, fmt: str, exc: BaseException) -> DataleverError:
     )
 
 
-def _file_columns(path: Path, fmt: str, sep: str | None) -> list[str]:
-    """The header of the table, read without loading the data."""
+def _sniff(head: bytes) -> str:
+    """The separator of a .txt table: the one of comma, tab, semicolon, bar or space that
+    splits its first lines evenly (a comma when none does, leaving one column)."""
+    import csv
+
+    lines = head.decode("utf-8", errors="ignore").splitlines()[:20]
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",\t;| ").delimiter
+    except csv.Error:
+        return ","
+
+
+def _file_columns(path: Path, fmt: str, sep: str | None) -> tuple[list[str], str | None]:
+    """The header of the table, read without loading the data, and the separator (sniffed
+    for .txt files)."""
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            return [str(n) for n in pq.read_schema(path).names]
+            return [str(n) for n in pq.read_schema(path).names], None
         with open_capped(path, header_only=True) as handle:
-            if b"\x00" in handle.read(1 << 16):
-                raise DataleverError(
-                    f"{shown(path, 200)} holds NUL bytes, so it is binary data, not a text table.",
-                    "give a CSV/TSV text file or a Parquet file.",
-                )
+            head = handle.read(1 << 16)
+        if b"\x00" in head:
+            raise DataleverError(
+                f"{shown(path, 200)} holds NUL bytes, so it is binary data, not a text table.",
+                "give a CSV/TSV text file or a Parquet file.",
+            )
+        sep = sep or _sniff(head)
         with open_capped(path, header_only=True) as handle:
-            return [
-                str(c)
-                for c in pd.read_csv(
-                    handle, sep=sep, nrows=0, engine="python" if sep is None else "c"
-                )
-            ]
+            return [str(c) for c in pd.read_csv(handle, sep=sep, nrows=0)], sep
     except pd.errors.EmptyDataError:
         raise DataleverError(
             f"The file {shown(path, 200)} is empty.", "give a table with a header row and records."
@@ -220,7 +237,7 @@ def load_table(
     if fmt == "csv" and sep is None:
         suffixes = [s.lower() for s in path.suffixes if s.lower() not in COMPRESSION_SUFFIXES]
         sep = CSV_SUFFIXES.get(suffixes[-1] if suffixes else ".csv")
-    found = _file_columns(path, fmt, sep)
+    found, sep = _file_columns(path, fmt, sep)
     mapping = _resolve(columns, found, path)
     usecols = list(mapping.values())
     try:
@@ -237,7 +254,6 @@ def load_table(
                     names=found,
                     header=0,
                     index_col=False,
-                    engine="python" if sep is None else "c",
                 )
     except DataleverError:
         raise
