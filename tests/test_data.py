@@ -1046,3 +1046,24 @@ def test_an_archive_named_only_zip(tmp_path):
         zf.writestr("ml-100k/u.data", "1\t2\t3\t4\n")
     with pytest.raises(DataleverError, match="archive .* data fetch NAME --path"):
         registry.load_dataset(str(path))
+
+
+def test_parquet_of_run_length_encoded_rows_is_bounded_by_its_row_count(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 2_000_000  # equal values: a few KB on disk, 48 MB once read
+    path = tmp_path / "rle.parquet"
+    table = pa.table({c: pa.array(np.ones(n)) for c in ("user", "item", "rating")})
+    pq.write_table(table, path, compression="zstd")
+    assert path.stat().st_size < 1 << 20
+    monkeypatch.setenv("DATALEVER_MAX_DECOMPRESSED_BYTES", str(10 << 20))
+    with pytest.raises(DataleverError, match="declares 48,000,000 bytes"):
+        load_table(path)
+
+
+def test_column_mapping_of_other_types():
+    from datalever.data.tabular import _resolve
+
+    with pytest.raises(DataleverError, match="both as text"):
+        _resolve({"user": ["a"], "item": "b"}, ["a", "b"], Path("r.csv"))  # type: ignore[dict-item]

@@ -401,6 +401,25 @@ def _compression_cases() -> Iterator[DataCase]:
     )
 
 
+def _rle_parquet() -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ones = pa.array([1.0] * 2_000_000)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"user": ones, "item": ones, "rating": ones}), buffer)
+    return buffer.getvalue()
+
+
+def _parquet_bomb_cases() -> Iterator[DataCase]:
+    yield DataCase(
+        "parquet of two million equal rows",
+        {"d.parquet": _rle_parquet},
+        target="d.parquet",
+        env={"DATALEVER_MAX_DECOMPRESSED_BYTES": str(1 << 20)},
+    )
+
+
 def _path_cases() -> Iterator[DataCase]:
     yield DataCase("missing file", target="nope.csv")
     yield DataCase("missing dataset path", call="dataset", target="nope/ratings.csv")
@@ -594,6 +613,7 @@ def data_file_cases() -> list[DataCase]:
         *_structure_cases(),
         *_mapping_cases(),
         *_compression_cases(),
+        *_parquet_bomb_cases(),
         *_path_cases(),
         *_folder_cases(),
         *_fetch_cases(),

@@ -152,6 +152,11 @@ def _file_columns(path: Path, fmt: str, sep: str | None) -> tuple[list[str], str
 def _resolve(columns: dict[str, str] | None, found: list[str], path: Path) -> dict[str, str]:
     """Map our field names to the file's columns: the mapping first, then known aliases."""
     columns = dict(columns or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items()):
+        raise DataleverError(
+            "The column mapping must map field names to column names, both as text.",
+            'write it as e.g. {user = "userId", item = "movieId", rating = "rating"}.',
+        )
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
         raise DataleverError(
@@ -281,20 +286,22 @@ def load_table(
 
 
 def _read_parquet(path: Path, usecols: list[str]) -> pd.DataFrame:
-    """The columns ``usecols`` of a Parquet file, refused first when their uncompressed size
-    (from the file's metadata) passes the decompression cap."""
+    """The columns ``usecols`` of a Parquet file, refused first when their size (from the
+    file's metadata: the uncompressed pages, and at least 8 bytes a value, as run-length
+    encoding can pack a billion equal values in a few bytes) passes the decompression cap."""
     import pyarrow.parquet as pq
 
     meta = pq.read_metadata(path)
     cap = max_decompressed_bytes()
-    wanted = set(usecols)
     total = 0
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
         for c in range(group.num_columns):
             chunk = group.column(c)
-            if chunk.path_in_schema.split(".")[0] in wanted:
+            name = chunk.path_in_schema
+            if any(name == u or name.startswith(u + ".") for u in usecols):
                 total += max(chunk.total_uncompressed_size, 0)
+    total = max(total, meta.num_rows * 8 * len(usecols))
     if total > cap:
         raise DataleverError(
             f"{shown(path, 200)} declares {total:,} bytes of data in the columns used, more "
