@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import os
 import sys
@@ -36,6 +37,8 @@ app.add_typer(data_app, name="data")
 
 # No console markup anywhere: user-supplied text (run ids, paths, names) is shown as given.
 console = Console(markup=False, highlight=False)
+# Notes from loading data (duplicates dropped, say) are printed by the commands themselves.
+logging.getLogger("datalever.data").addHandler(logging.NullHandler())
 err_console = Console(stderr=True, markup=False, highlight=False)
 
 #: The most worker processes a command accepts (more than any machine's cores is a typo).
@@ -119,10 +122,20 @@ def _run_with_progress(spec, store, jobs: int, path: str, quiet: bool = False):
     def on_progress(finished: int, pending: int) -> None:
         progress.update(task, completed=finished)
 
+    from datalever.engine.runner import load_spec_data
+
+    err_console.print(f"Loading {spec.data.dataset}…")
+    data = load_spec_data(spec)
+    _print_notes(data)
     with progress:
-        err_console.print(f"Loading {spec.data.dataset}…")
         report = run_spec(
-            spec, store, jobs=jobs, path=path, on_plan=on_plan, on_progress=on_progress
+            spec,
+            store,
+            data=data,
+            jobs=jobs,
+            path=path,
+            on_plan=on_plan,
+            on_progress=on_progress,
         )
     if report.interrupted:
         err_console.print(
@@ -346,6 +359,7 @@ def ask(
     results_store = ResultsStore(store)
     err_console.print(f"Loading {spec.data.dataset}…")
     dataset = load_spec_data(spec)
+    _print_notes(dataset)
     with err_console.status("Searching collective sizes…") as status:
 
         def on_look(looks: list[tuple[float, int]]) -> None:
@@ -617,8 +631,7 @@ def data_info(
         d = load_table(name, _column_mapping(columns), name=name)
     else:
         d = load_dataset(name)
-    for note in getattr(d, "notes", ()):
-        err_console.print(note, style="yellow")
+    _print_notes(d)
     console.print(Text.assemble((d.name, "bold"), f"  (checksum {d.checksum()})"))
     console.print(f"  contributors: {d.n_contributors:,}")
     console.print(f"  items:        {d.n_items:,}")
@@ -633,6 +646,12 @@ def data_info(
             console.print(f"  {col}: {values.nunique()} distinct values")
     if genres := d.genres():
         console.print(f"  genres: {', '.join(genres)}")
+
+
+def _print_notes(data) -> None:
+    """What loading the data decided on the user's behalf (duplicates dropped, say)."""
+    for note in data.notes:
+        err_console.print(f"Note: {note}", style="yellow")
 
 
 def _column_mapping(text: str) -> dict[str, str]:
