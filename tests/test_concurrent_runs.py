@@ -18,6 +18,7 @@ from datalever.scenarios import plan
 from datalever.spec import parse_spec
 from datalever.store import ResultsStore, ScenarioResult, claims, results, scenarios
 from tests.conftest import SMALL_SPEC
+from tests.test_store import _postgres_url  # noqa: F401  (the postgres_url fixture)
 
 SPEC_A = SMALL_SPEC.replace("run_folds = 2", "run_folds = 1").replace(
     "sizes = [0.0, 0.2, 0.6]", "sizes = [0.0, 0.1, 0.2, 0.3, 0.4, 0.6]"
@@ -194,3 +195,23 @@ def test_claims_of_a_run_that_died_on_this_machine_are_taken_at_once(tmp_path, m
     report = run_spec(spec, store, data=ml100k)
     assert report.n_computed == len(keys)
     assert time.monotonic() - started < 60, "it waited for the lease of a dead process"
+
+
+def test_overlapping_runs_at_once_on_postgresql(tmp_path, alone, ml100k, postgres_url):
+    commands = []
+    for name, text in (("a", SPEC_A), ("b", SPEC_B), ("a", SPEC_A)):
+        (tmp_path / f"{name}.toml").write_text(text)
+        commands.append([sys.executable, "-c", RUN, str(tmp_path / f"{name}.toml"), postgres_url])
+    finished = _start_together(commands)
+    for done in finished:
+        assert done.returncode == 0, done.stderr
+    reports = [json.loads(done.stdout.splitlines()[-1]) for done in finished]
+    checksum = ml100k.checksum()
+    union = {s.key for text in (SPEC_A, SPEC_B) for s in plan(parse_spec(text), checksum)}
+    assert sum(r["computed"] for r in reports) == len(union), reports
+    store = ResultsStore(postgres_url)
+    assert _table_rows(store, scenarios) == len(union)
+    assert _table_rows(store, claims) == 0
+    for report, name in zip(reports, ("a", "b", "a"), strict=True):
+        pd.testing.assert_frame_equal(_values(store, report["run_id"]), alone[name])
+    store.engine.dispose()

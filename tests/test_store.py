@@ -148,6 +148,27 @@ def test_device_is_not_a_store():
         ResultsStore("/dev/full")
 
 
+@pytest.fixture(name="postgres_url")
+def _postgres_url():
+    """A fresh PostgreSQL database, when DATALEVER_TEST_POSTGRES names a server's URL (e.g.
+    postgresql://postgres@127.0.0.1:5432/postgres) and psycopg is installed."""
+    import os
+    import uuid
+
+    server = os.environ.get("DATALEVER_TEST_POSTGRES")
+    if not server:
+        pytest.skip("set DATALEVER_TEST_POSTGRES to test a PostgreSQL store")
+    pytest.importorskip("psycopg")
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"datalever_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()
+
+
 # --- recognising a datalever store ------------------------------------------------------------
 
 
@@ -437,3 +458,24 @@ def test_open_of_a_store_of_thousands_of_scenarios_is_cheap(tmp_path):
     ResultsStore(tmp_path / "big.sqlite")
     assert time.perf_counter() - started < 1.0
     assert os.path.getsize(tmp_path / "big.sqlite") > 2_000_000
+
+
+def test_postgresql_database_of_another_application_is_refused(postgres_url):
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE results (id integer, score float)")
+        conn.exec_driver_sql("INSERT INTO results VALUES (1, 2.0)")
+    with pytest.raises(DataleverError, match="not a datalever results store"):
+        ResultsStore(postgres_url)
+    assert sa.inspect(engine).get_table_names() == ["results"]
+    engine.dispose()
+
+
+def test_postgresql_store_is_created_and_reopened(postgres_url):
+    store = ResultsStore(postgres_url)
+    store.start_run("r", "n", "d", "c", {}, 1)
+    assert store.write("r", _row("k")) and not store.write("r", _row("k"))
+    store.engine.dispose()
+    again = ResultsStore(postgres_url)
+    assert again.latest_run() == "r" and len(again.results("r")) == 400
+    again.engine.dispose()

@@ -391,15 +391,27 @@ class ResultsStore:
         if state == "current":
             return
         self._refuse_unless_ours(state)
-        with self._write("preparing") as conn:
-            state = _schema_state(conn)  # again, now that no one else can change it
-            self._refuse_unless_ours(state)
-            if state == "current":
-                return
-            metadata.create_all(conn)
-            _add_missing_columns(conn)
-            conn.execute(meta.delete().where(meta.c.name == "schema_version"))
-            conn.execute(meta.insert().values(name="schema_version", value=str(SCHEMA_VERSION)))
+        try:
+            with self._write("preparing") as conn:
+                if conn.dialect.name == "postgresql":  # one creator at a time (SQLite: BEGIN
+                    # IMMEDIATE already holds the write lock)
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(1685480497)"))
+                state = _schema_state(conn)  # again, now that no one else can change it
+                self._refuse_unless_ours(state)
+                if state == "current":
+                    return
+                metadata.create_all(conn)
+                _add_missing_columns(conn)
+                conn.execute(meta.delete().where(meta.c.name == "schema_version"))
+                conn.execute(meta.insert().values(name="schema_version", value=str(SCHEMA_VERSION)))
+        except DataleverError:
+            # A database without transactional DDL may have been prepared by another process
+            # at the same moment; if so, use it as it now is.
+            if self._damaged is not None:
+                raise
+            with self._read("opening") as conn:
+                if _schema_state(conn) != "current":
+                    raise
 
     def _refuse_unless_ours(self, state: str) -> None:
         if state.startswith("foreign:"):
@@ -574,18 +586,17 @@ class ResultsStore:
                     .where(runs.c.run_id == run_id)
                     .values(spec=json.dumps(spec), n_planned=max(exists[0] or 0, n_planned))
                 )
-            else:
-                conn.execute(
-                    runs.insert().values(
-                        run_id=run_id,
-                        name=name,
-                        dataset=dataset,
-                        checksum=checksum,
-                        spec=json.dumps(spec),
-                        n_planned=n_planned,
-                        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                    )
+            else:  # the same run started elsewhere at this moment has the same spec: keep one
+                row = dict(
+                    run_id=run_id,
+                    name=name,
+                    dataset=dataset,
+                    checksum=checksum,
+                    spec=json.dumps(spec),
+                    n_planned=n_planned,
+                    created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 )
+                _insert_ignore(conn, runs, [row])
 
     def link_existing(self, run_id: str, keys: Iterable[str]) -> set[str]:
         """Link already stored scenarios among ``keys`` to the run; return all done keys."""
