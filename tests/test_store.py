@@ -357,6 +357,46 @@ def test_read_only_store_reads_and_refuses_writes(store_copy, ml100k):
     assert ResultsStore(store_copy).count(run_id) == n
 
 
+def _as_ordinary_user() -> list[str]:
+    """A command prefix that runs without the power to ignore file permissions (root's
+    CAP_DAC_OVERRIDE), so read-only files and folders are read-only."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permissions cannot be enforced")
+    drop = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}"]
+
+
+def test_read_only_file_and_folder_refuse_writes_and_keep_the_data(store_copy, tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    path = folder / "r.sqlite"
+    shutil.move(store_copy, path)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(ONE_FOLD)
+    before = sha256(path)
+    path.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        prefix = _as_ordinary_user()
+        base = [*prefix, sys.executable, "-m", "datalever"]
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([*base, *args], capture_output=True, text=True, timeout=300)
+
+        assert cli("runs", "--store", str(path)).returncode == 0
+        assert_clear_error(cli("run", str(spec), "--store", str(path), "-q"), "read-only")
+        assert_clear_error(
+            cli("run", str(spec), "--store", str(folder / "new.sqlite"), "-q"), "Cannot open"
+        )
+    finally:
+        folder.chmod(0o755)
+        path.chmod(0o644)
+    assert sha256(path) == before
+    assert sorted(p.name for p in folder.iterdir()) == ["r.sqlite"]
+
+
 def _limit_pages(store: ResultsStore, path: Path) -> None:
     """SQLite's own page limit: when a write needs more pages it fails exactly as on a full
     disk (SQLITE_FULL)."""
