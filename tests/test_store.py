@@ -519,3 +519,15 @@ def test_postgresql_store_is_created_and_reopened(postgres_url):
     again = ResultsStore(postgres_url)
     assert again.latest_run() == "r" and len(again.results("r")) == 400
     again.engine.dispose()
+
+
+def test_helpers_for_commands_find_store_files(store_copy, tmp_path):
+    from datalever.store import looks_like_sqlite, sqlite_path
+
+    assert sqlite_path(store_copy) == store_copy
+    assert sqlite_path(f"sqlite:///file:{store_copy}?mode=ro&uri=true") == store_copy
+    assert sqlite_path("postgresql://u@h/db") is None and sqlite_path(":memory:") is None
+    assert looks_like_sqlite(store_copy)
+    page = tmp_path / "report.html"
+    page.write_text("<html></html>")
+    assert not looks_like_sqlite(page) and not looks_like_sqlite(tmp_path / "missing")

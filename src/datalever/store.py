@@ -281,6 +281,46 @@ def _make_engine(url: sa.URL, shown: str) -> sa.Engine:
     return engine
 
 
+def _sqlite_target(url: sa.URL) -> str | None:
+    """The file of a SQLite URL (``sqlite:///path`` or a ``file:`` URI), None if in memory."""
+    database = url.database or ""
+    uri = str(url.query.get("uri", "")).lower() in ("true", "1")
+    target = database
+    if uri and target.startswith("file:"):
+        target = target.removeprefix("file:").removeprefix("//localhost").split("?")[0]
+    in_memory = (
+        not target.strip()
+        or target == ":memory:"
+        or (uri and database.startswith("file::memory:"))
+        or str(url.query.get("mode", "")) == "memory"
+    )
+    return None if in_memory else target
+
+
+def sqlite_path(location: str | Path) -> Path | None:
+    """The file a --store value names if it is a SQLite store, else None (a database server, or
+    a location the store refuses anyway). Lets a command check that a store exists before
+    opening it, which would create it."""
+    try:
+        url = sa.engine.make_url(store_url(location))
+    except (SQLAlchemyError, ValueError, DataleverError):
+        return None
+    if not url.drivername.startswith("sqlite"):
+        return None
+    target = _sqlite_target(url)
+    return None if target is None else Path(target)
+
+
+def looks_like_sqlite(path: str | Path) -> bool:
+    """Whether ``path`` is a SQLite database file (its 16-byte header), such as a results store
+    that must never be overwritten by an output file."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def claim_owner() -> str:
     """A name for one run's claims that says where it runs (host and process), so that runs on
     the same machine can tell at once that a killed run's claims are dead."""
@@ -334,18 +374,8 @@ class ResultsStore:
 
     def _check_sqlite_location(self, url: sa.URL) -> Path:
         """Refuse stores whose results would vanish, and paths SQLite cannot open."""
-        database = url.database or ""
-        uri = str(url.query.get("uri", "")).lower() in ("true", "1")
-        target = database
-        if uri and target.startswith("file:"):
-            target = target.removeprefix("file:").removeprefix("//localhost").split("?")[0]
-        in_memory = (
-            not target.strip()
-            or target == ":memory:"
-            or (uri and database.startswith("file::memory:"))
-            or str(url.query.get("mode", "")) == "memory"
-        )
-        if in_memory:
+        target = _sqlite_target(url)
+        if target is None:
             raise DataleverError(
                 f"The results store {self.shown} is in memory: every result would vanish when "
                 "datalever exits.",
