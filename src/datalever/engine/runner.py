@@ -107,6 +107,13 @@ class _ClaimKeeper:
         self._thread.join(timeout=60)
 
 
+def _release_claims(store: ResultsStore, owner: str) -> None:
+    """Give up the run's claims on the way out; if the store cannot take even that (it failed,
+    which is what the user is told), the claims lapse with their lease."""
+    with contextlib.suppress(DataleverError):
+        store.release_claims(owner)
+
+
 def run_spec(
     spec: Spec,
     store: ResultsStore,
@@ -174,7 +181,7 @@ def run_spec(
         with contextlib.ExitStack() as stack:
             if remaining:
                 stack.enter_context(_ClaimKeeper(store, owner))
-                stack.callback(store.release_claims, owner)
+                stack.callback(_release_claims, store, owner)
             run_on = executor if executor is not None else stack.enter_context(Executor(data, jobs))
             while remaining:
                 mine = store.claim(owner, list(remaining), CLAIM_LEASE_S)
