@@ -1,13 +1,18 @@
 """Running numba's ``parallel=True`` kernels (biased MF's SGD, the KNN top-N grid) safely.
 
 Numba's default threading layer on Linux without TBB is GNU OpenMP, which is not fork safe: a
-process that has used it cannot fork worker processes that use it again (the engine's worker
-pool forks). Unless the user chose a layer (``NUMBA_THREADING_LAYER`` or
-``numba.config.THREADING_LAYER``), we ask for a ``"forksafe"`` layer before a kernel first runs
-(TBB if installed, else numba's ``workqueue``). ``workqueue`` is not thread safe, so every
-parallel kernel runs inside :func:`parallel_kernel`, which serialises them. Each process runs up
-to ``NUMBA_NUM_THREADS`` kernel threads (default: one per core); the engine's worker processes
-run one each.
+process that has used it cannot fork processes that use it again. The engine's worker pool does
+not depend on this process's layer (its workers fork from a fork server that has never run a
+kernel, see :mod:`datalever.engine.executor`), but a caller may fork after running datalever
+in its own process (``multiprocessing``'s default on Linux before Python 3.14). So unless the
+user chose a layer (``NUMBA_THREADING_LAYER`` or ``numba.config.THREADING_LAYER``), we ask for
+a ``"forksafe"`` layer before a kernel first runs (TBB if installed, else numba's
+``workqueue``). ``workqueue`` is not thread safe, so every parallel kernel runs inside
+:func:`parallel_kernel`, which serialises them. Each process runs up to ``NUMBA_NUM_THREADS``
+kernel threads (default: one per core); the engine's worker processes run one each.
+
+Importing datalever never starts a layer (the fork server imports the engine before it forks
+workers); only calling a kernel does.
 """
 
 from __future__ import annotations
