@@ -142,8 +142,10 @@ def test_run_waits_for_scenarios_another_run_is_computing(tmp_path, ml100k, monk
 
     other = threading.Thread(target=other_run_finishes)
     other.start()
-    report = run_spec(spec, store, data=ml100k)
+    waits: list[int] = []
+    report = run_spec(spec, store, data=ml100k, on_wait=waits.append)
     other.join()
+    assert waits and waits[0] == len(theirs)  # told what it waits for
     assert report.n_computed == len(keys) - len(theirs)
     assert report.n_by_others == len(theirs)
     pd.testing.assert_frame_equal(_values(store, report.run_id), alone["a"])

@@ -125,6 +125,7 @@ def run_spec(
     on_plan: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
     executor: Executor | None = None,
+    on_wait: Callable[[int], None] | None = None,
 ) -> RunReport:
     """Run every planned scenario of ``spec`` not yet in ``store``.
 
@@ -136,8 +137,9 @@ def run_spec(
 
     ``on_plan(n_pending, n_planned)`` is called once before work starts and
     ``on_progress(n_finished, n_pending)`` after each scenario stored (here or by a concurrent
-    run). ``executor`` reuses worker processes (and their fold contexts) across runs on the
-    same data.
+    run); ``on_wait(n)`` when this run starts waiting for ``n`` scenarios that other live runs
+    are computing (again whenever that number changes). ``executor`` reuses worker processes
+    (and their fold contexts) across runs on the same data.
     """
     started = time.perf_counter()
     if path not in PATHS:
@@ -162,6 +164,7 @@ def run_spec(
     remaining = {s.key: s for s in pending}
     computed = by_others = 0
     interrupted = False
+    waiting_for = 0
 
     def progress() -> None:
         if on_progress:
@@ -193,8 +196,11 @@ def run_spec(
                     if remaining.pop(key, None) is not None:
                         by_others += 1
                         progress()
-                if remaining and not todo:
-                    time.sleep(WAIT_POLL_S)  # the rest is claimed by live runs: wait for them
+                if remaining and not todo:  # the rest is claimed by live runs: wait for them
+                    if on_wait and len(remaining) != waiting_for:
+                        on_wait(len(remaining))
+                    waiting_for = len(remaining)
+                    time.sleep(WAIT_POLL_S)
     except KeyboardInterrupt:
         interrupted = True
     return RunReport(
