@@ -214,7 +214,7 @@ def test_results_filters_are_checked(spec_file, tmp_path, ml100k):
     upper = datalever("results", "--store", str(db), "--metric", "NDCG@10", "--format", "csv")
     assert upper.returncode == 0 and len(upper.stdout.splitlines()) > 1
     assert_clear_error(
-        datalever("results", "--store", str(db), "--group", "nobody"), "Unknown evaluation group"
+        datalever("results", "--store", str(db), "--group", "nobody"), "has no evaluation group"
     )
 
 

@@ -229,7 +229,7 @@ def test_results_of_a_run_with_nothing_finished_is_a_clear_error(tmp_path, ml100
         "empty", "empty", "movielens-100k", ml100k.checksum(), spec.model_dump(mode="json"), 3
     )
     result = invoke("results", "--store", str(tmp_path / "s.sqlite"), "--run", "empty")
-    assert result.exit_code == 2 and "no finished scenarios" in result.output
+    assert result.exit_code == 2 and "has no finished scenario" in result.output
     result = invoke(
         "report",
         "--store",
@@ -239,8 +239,8 @@ def test_results_of_a_run_with_nothing_finished_is_a_clear_error(tmp_path, ml100
         "-o",
         str(tmp_path / "r.html"),
     )
-    assert result.exit_code == 2 and "no finished scenarios" in result.output
+    assert result.exit_code == 2 and "has no finished scenario" in result.output
     as_json = invoke(
         "results", "--store", str(tmp_path / "s.sqlite"), "--run", "empty", "--format", "json"
     )
-    assert as_json.exit_code == 2 and "no finished scenarios" in as_json.output
+    assert as_json.exit_code == 2 and "has no finished scenario" in as_json.output

@@ -122,6 +122,20 @@ def _run_with_progress(spec, store, jobs: int, path: str, quiet: bool = False):
     def on_progress(finished: int, pending: int) -> None:
         progress.update(task, completed=finished)
 
+    waiting_for = 0
+
+    def on_wait(n: int) -> None:
+        nonlocal waiting_for
+        if n != waiting_for:
+            waiting_for = n
+            progress.update(
+                task,
+                description=f"{spec.name} (waiting for {n} scenarios that "
+                "another run on this store is computing)"
+                if n
+                else spec.name,
+            )
+
     from datalever.engine.runner import load_spec_data
 
     err_console.print(f"Loading {spec.data.dataset}…")
@@ -136,6 +150,7 @@ def _run_with_progress(spec, store, jobs: int, path: str, quiet: bool = False):
             path=path,
             on_plan=on_plan,
             on_progress=on_progress,
+            on_wait=on_wait,
         )
     if report.interrupted:
         err_console.print(
@@ -190,14 +205,8 @@ def _only(summary, column: str, value: str, run_id: str):
 
 def _run_results(store, run_id: str):
     """The run's results, or a clear error when it has no finished scenario yet."""
-    results = store.results(run_id)
-    if results.empty:
-        raise DataleverError(
-            f"Run {run_id} has no finished scenarios yet (it was interrupted or failed before "
-            "the first one was stored).",
-            "run its spec again to compute them, or pick another run (datalever runs).",
-        )
-    return results
+    store.require_results(run_id)
+    return store.results(run_id)
 
 
 def _print_answer(store, run_id: str, spec) -> None:
@@ -584,10 +593,11 @@ def runs(store: StoreOpt = DEFAULT_STORE) -> None:
 
 
 def _existing_store(store: str):
-    from datalever.store import ResultsStore, store_url
+    """Open a store that must already exist (opening a missing SQLite file would create it)."""
+    from datalever.store import ResultsStore, sqlite_path
 
-    url = store_url(store)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    path = sqlite_path(store)
+    if path is not None and not path.exists():
         raise DataleverError(
             f"There is no results store at {store}.",
             "run `datalever demo` or `datalever run SPEC.toml` first, or pass --store.",
