@@ -93,10 +93,15 @@ def _exit_with_parent() -> None:
     threading.Thread(
         target=_exit_when_ready, args=(sentinel,), name="exit-with-parent", daemon=True
     ).start()
+    server = getattr(forkserver, "_forkserver", None)
+    if getattr(server, "_forkserver_alive_fd", None) is None:
+        return  # not forked by a fork server
     # Only under a fork server: its one thread is the parent the kernel watches (a spawned
-    # worker's would be whichever thread of the engine's process started it).
-    if _release_fork_server() and sys.platform.startswith("linux"):
+    # worker's would be whichever thread of the engine's process started it). The kernel
+    # watches before the worker lets go of the pipe, so no death falls between the two.
+    if sys.platform.startswith("linux"):
         _kill_on_parent_death()
+    _release_fork_server(server)
 
 
 def _exit_when_ready(sentinel: int) -> None:
@@ -104,18 +109,12 @@ def _exit_when_ready(sentinel: int) -> None:
     os._exit(1)
 
 
-def _release_fork_server() -> bool:
+def _release_fork_server(server: object) -> None:
     """Close this worker's copy of the fork server's keep-alive pipe (workers never start
-    processes of their own), so the fork server ends with the engine's process. False when
-    this worker was not forked by a fork server."""
-    server = getattr(forkserver, "_forkserver", None)
-    fd = getattr(server, "_forkserver_alive_fd", None)
-    if fd is None:
-        return False
+    processes of their own), so the fork server ends with the engine's process."""
     with contextlib.suppress(OSError):
-        os.close(fd)
+        os.close(server._forkserver_alive_fd)
     server._forkserver_alive_fd = None
-    return True
 
 
 _PR_SET_PDEATHSIG = 1
@@ -302,10 +301,10 @@ class Executor:
             with _starting_workers():
                 return {pool.submit(_run_batch, spec, path, *b) for b in _take(queue, n)}
 
-        # The workers start with the first submission; they keep the cores busy while this
-        # process fits its own (GPU) batches.
-        running = submit(self.jobs * 2)
         try:
+            # The workers start with the first submission; they keep the cores busy while this
+            # process fits its own (GPU) batches.
+            running = submit(self.jobs * 2)
             self._run_here(spec, path, here, record)
             while running:
                 finished_now, running = wait(running, return_when=FIRST_COMPLETED)
