@@ -150,6 +150,8 @@ def _without_main(get_preparation_data: Callable) -> Callable:
     return preparation_data
 
 
+# Installed once on multiprocessing.spawn (which the fork server's and spawn's start-up both
+# call); processes the caller starts itself are started as before.
 if not getattr(spawn.get_preparation_data, "without_main", False):
     spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
 
@@ -166,7 +168,11 @@ def _starting_workers() -> Iterator[None]:
 
 def _pool_context() -> multiprocessing.context.BaseContext:
     """A fork server where the platform has one (it imports the engine once, and each worker
-    forks from it ready), else spawn. Never a fork of this process."""
+    forks from it ready), else spawn. Never a fork of this process.
+
+    The fork server is one per process: if datalever starts it first, the caller's own
+    fork-server pools share it, with the engine preloaded and SIGINT ignored in their workers
+    (the fork server itself always ignores it)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
