@@ -244,3 +244,51 @@ def test_results_of_a_run_with_nothing_finished_is_a_clear_error(tmp_path, ml100
         "results", "--store", str(tmp_path / "s.sqlite"), "--run", "empty", "--format", "json"
     )
     assert as_json.exit_code == 2 and "has no finished scenario" in as_json.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_ask(tmp_path, ml100k):
+    """Ctrl-C during `ask` stops the search (it used to carry on and answer), keeps what is
+    stored and exits 130 without a traceback."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    store = tmp_path / "s.sqlite"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "datalever",
+            "ask",
+            "--delta=-2%",
+            "--learner",
+            "biased_mf",
+            "--store",
+            str(store),
+            "--jobs",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    stored = 0
+    while time.time() < deadline and stored == 0 and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            with sqlite3.connect(store) as conn:
+                stored = conn.execute("SELECT count(*) FROM scenarios").fetchone()[0]
+        except sqlite3.Error:
+            pass
+    assert stored > 0 and proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Interrupted" in err and "Traceback" not in err, err
+    assert "Yes:" not in out and "No:" not in out

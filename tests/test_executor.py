@@ -204,6 +204,22 @@ def test_ctrl_c_stops_the_workers_cleanly(tmp_path):
     assert not _alive(below)
 
 
+@pytest.mark.slow
+@needs_proc
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
+    """SIGTERM to the run alone (``kill``, a batch scheduler): the same clean stop as Ctrl-C,
+    exit 130, no traceback, no worker left."""
+    proc, below = _start_run(tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.time()
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert time.time() - started < 15
+    assert proc.returncode == 130, err
+    assert "Interrupted after" in err
+    assert "Traceback" not in err and "leaked" not in err, err
+    assert not _alive(below)
+
+
 def test_importing_the_engine_starts_no_threading_layer():
     """The fork server imports the engine and then forks every worker: had the import started
     numba's threading layer (GNU OpenMP), no worker could run a parallel kernel."""

@@ -284,7 +284,9 @@ def ask(
         step.collectives.samples = max(n for _, n in looks)
         # Sizes looked at with fewer samples than the most in this batch get those extra
         # samples too; they are kept in the store and simply used at the next look.
-        run_spec(step, store, executor=executor, run_id=run_id)
+        report = run_spec(step, store, executor=executor, run_id=run_id)
+        if report.interrupted:  # Ctrl-C or SIGTERM: stop the search, keep what is stored
+            raise KeyboardInterrupt
         scores = _scores(store.results(run_id), q, learner)
         return [scores.get(size, np.zeros(0))[:n] for size, n in looks]
 

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -55,6 +56,13 @@ def friendly(command: Callable) -> Callable:
         except DataleverError as e:
             err_console.print(Text.assemble(("Error: ", "bold red"), str(e)), soft_wrap=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print(
+                "Interrupted; every finished scenario is stored. Run the same command again to "
+                "resume.",
+                style="yellow",
+            )
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -682,6 +690,13 @@ def _column_mapping(text: str) -> dict[str, str]:
     return mapping
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    """SIGTERM (``kill``, a batch scheduler) stops a run as Ctrl-C does: finished scenarios
+    stored, workers stopped, exit 130."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point of the ``datalever`` script."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     app()
