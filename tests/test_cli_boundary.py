@@ -142,17 +142,49 @@ def test_scores_read_in_the_deltas_units():
 # 6. relative paths in a spec are the spec folder's
 
 
-def test_relative_paths_resolve_from_the_spec_folder(tmp_path):
-    folder = tmp_path / "project"
-    folder.mkdir()
-    (folder / "ids.txt").write_text("1\n2\n")
-    text = SMALL_SPEC.replace('"movielens-100k"', '"ratings.csv"').replace(
-        '"gender:F"', '"file:ids.txt"'
-    )
-    (folder / "spec.toml").write_text(text)
-    spec = load_spec(folder / "spec.toml")
-    assert spec.data.dataset == str(folder / "ratings.csv")
-    assert spec.collectives.groups == [f"file:{folder / 'ids.txt'}"]
+def test_relative_paths_resolve_from_the_spec_folder(tmp_path, ml100k):
+    """A spec's relative paths are taken from its folder, wherever the command runs; they are
+    kept as written, so run ids, scenario keys and draws do not depend on where the project
+    lies."""
+    from datalever.collectives import Collective, draw
+    from datalever.engine.runner import load_spec_data
+    from datalever.scenarios import plan
+
+    users = ml100k.contributors.index[:40]
+    table = ml100k.records.head(3000).copy()
+    for name in ("a", "b"):
+        folder = tmp_path / name / "project"
+        folder.mkdir(parents=True)
+        (folder / "ids.txt").write_text("\n".join(map(str, users)))
+        pd_table = table.rename(columns={"contributor": "user"})
+        pd_table[["user", "item", "rating"]].to_csv(folder / "ratings.csv", index=False)
+        text = SMALL_SPEC.replace('"movielens-100k"', '"ratings.csv"').replace(
+            '"gender:F"', '"file:ids.txt"'
+        )
+        (folder / "spec.toml").write_text(text)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    specs = []
+    import os
+
+    old = os.getcwd()
+    os.chdir(elsewhere)
+    try:
+        for name in ("a", "b"):
+            spec = load_spec(Path("..") / name / "project" / "spec.toml")
+            assert spec.data.dataset == "ratings.csv"
+            assert spec.collectives.groups == ["file:ids.txt"]
+            assert load_spec_data(spec).n_contributors > 0
+            specs.append(spec)
+    finally:
+        os.chdir(old)
+    a, b = specs
+    assert a.run_id() == b.run_id()
+    assert [s.key for s in plan(a, "c")] == [s.key for s in plan(b, "c")]
+    data = load_spec_data(a)
+    group = Collective("group", group="file:ids.txt", participation=0.5, folder=a.folder)
+    moved = Collective("group", group="file:ids.txt", participation=0.5, folder=b.folder)
+    assert (draw(group, data, 0, 1).participants == draw(moved, data, 0, 1).participants).all()
     catalogue = tmp_path / "cat.toml"
     catalogue.write_text(SMALL_SPEC)
     assert load_spec(catalogue).data.dataset == "movielens-100k"
@@ -194,12 +226,6 @@ def test_version():
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.strip() == f"datalever {__version__}"
-
-
-def test_ask_writes_csv(tmp_path):
-    result = SearchResult("no", 0.02, verdicts=[_verdict(0.5, "short", 0.01)])
-    rows = _answer(result).size_rows()
-    assert list(rows[0]) == ["size", "users", "samples", "mean_score", "low", "high", "decision"]
 
 
 # 13. reports never overwrite anything but a report
@@ -292,3 +318,79 @@ def test_ctrl_c_stops_ask(tmp_path, ml100k):
     assert proc.returncode == 130, out + err
     assert "Interrupted" in err and "Traceback" not in err, err
     assert "Yes:" not in out and "No:" not in out
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda t: t,
+        lambda t: t.replace("run_folds = 2", "run_folds = 7"),
+        lambda t: t.replace(
+            "sizes = [0.0, 0.2, 0.6]", "sizes = [0.0, 0.2, 0.2, 0.6]\ncounts = [0, 5]"
+        ),
+        lambda t: t.replace('kind = "data-strikes"', 'kind = "holdout"').replace(
+            '"ndcg@10", "precision@10", "rmse"', '"ndcg@10"'
+        ),
+    ],
+)
+def test_the_plan_size_check_counts_what_plan_expands_to(edit):
+    from datalever.scenarios import plan
+    from datalever.spec import planned_scenarios
+
+    spec = parse_spec(edit(SMALL_SPEC))
+    assert planned_scenarios(spec) == len(plan(spec, "checksum"))
+
+
+def test_a_spec_that_plans_too_much_is_refused(monkeypatch):
+    monkeypatch.setenv("DATALEVER_MAX_SCENARIOS", "10")
+    with pytest.raises(DataleverError, match="plans 28 scenarios"):
+        parse_spec(SMALL_SPEC)
+    monkeypatch.setenv("DATALEVER_MAX_SCENARIOS", "28")
+    parse_spec(SMALL_SPEC)
+
+
+def test_stored_runs_stay_readable_under_newer_limits(finished_store, monkeypatch):
+    """A run stored before a limit existed (here: a plan-size limit below its size) is still
+    shown; only new runs are refused."""
+    monkeypatch.setenv("DATALEVER_MAX_SCENARIOS", "2")
+    result = invoke("results", "--store", str(finished_store))
+    assert result.exit_code == 0, result.output
+
+
+def test_a_refused_run_creates_no_store(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SMALL_SPEC.replace("gender:F", "occupation:astronaut"))
+    result = invoke("run", str(spec), "--store", str(tmp_path / "new.sqlite"))
+    assert result.exit_code == 2 and "selects nobody" in result.output
+    assert not (tmp_path / "new.sqlite").exists()
+
+
+def test_ask_writes_the_sizes_as_csv(tmp_path, ml100k):
+    import io
+
+    import pandas as pd
+
+    result = invoke(
+        "ask",
+        "--learner",
+        "item_mean",
+        "--delta=-50%",
+        "--store",
+        str(tmp_path / "s.sqlite"),
+        "--jobs",
+        "1",
+        "--format",
+        "csv",
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(io.StringIO(result.stdout))
+    assert list(table.columns) == [
+        "size",
+        "users",
+        "samples",
+        "mean_score",
+        "low",
+        "high",
+        "decision",
+    ]
+    assert len(table) >= 9 and set(table["decision"]) <= {"reaches", "short", "undecided"}

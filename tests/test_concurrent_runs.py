@@ -180,7 +180,7 @@ def test_interrupted_run_releases_its_claims(tmp_path, ml100k):
 
 
 def test_claims_of_a_run_that_died_on_this_machine_are_taken_at_once(tmp_path, ml100k):
-    import socket
+    from datalever.store import _machine
 
     ended = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -188,7 +188,7 @@ def test_claims_of_a_run_that_died_on_this_machine_are_taken_at_once(tmp_path, m
         capture_output=True,
         text=True,
     )
-    dead_owner = f"{socket.gethostname()}:{ended.stdout.strip()}:0123456789ab"
+    dead_owner = f"{_machine()}:{ended.stdout.strip()}:0123456789ab"
     spec = parse_spec(SPEC_A)
     keys = [s.key for s in plan(spec, ml100k.checksum())]
     store = ResultsStore(tmp_path / "shared.sqlite")
@@ -217,3 +217,31 @@ def test_overlapping_runs_at_once_on_postgresql(tmp_path, alone, ml100k, postgre
     for report, name in zip(reports, ("a", "b", "a"), strict=True):
         pd.testing.assert_frame_equal(_values(store, report["run_id"]), alone[name])
     store.engine.dispose()
+
+
+def test_a_namesake_machine_is_not_this_one():
+    """An owner on another machine that shares this host name (a container, a cloned node) is
+    trusted until its lease lapses, even when its process id is not running here."""
+    import socket
+
+    from datalever.store import _machine, _owner_alive
+
+    assert _machine().startswith(socket.gethostname())
+    assert not _owner_alive(f"{_machine()}:999999999:0123456789ab")
+    assert _owner_alive(f"{socket.gethostname()}/other-boot/1:999999999:0123456789ab")
+
+
+def test_runs_of_one_spec_started_together_share_the_work(tmp_path, ml100k):
+    """Claims are taken a chunk at a time, so a second run of the same spec takes part of the
+    work instead of waiting for all of it."""
+    from datalever.learners import make_learner
+
+    spec = parse_spec(SPEC_A)
+    store = ResultsStore(tmp_path / "shared.sqlite")
+    keys = [s.key for s in plan(spec, ml100k.checksum())]
+    other = "elsewhere/boot/1:1:0123456789ab"  # a live run on another machine
+    chunk = runner._claim_chunk(1, [make_learner(ls.name, ls.params()) for ls in spec.learners])
+    held = store.claim(other, keys, lease=90, limit=3)
+    assert len(held) == 3 and held == set(keys[:3])
+    mine = store.claim("here/boot/1:2:abcdefabcdef", keys, lease=90, limit=chunk)
+    assert mine == set(keys[3 : 3 + chunk])

@@ -436,7 +436,7 @@ def test_parse_metric_extra_cutoff(name):
 
 
 def test_parse_metric_zero_cutoff():
-    with pytest.raises(DataleverError, match="at least 1"):
+    with pytest.raises(DataleverError, match="must lie between 1 and"):
         parse_metric("ndcg@0")
 
 

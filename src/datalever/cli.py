@@ -56,6 +56,17 @@ def friendly(command: Callable) -> Callable:
         except DataleverError as e:
             err_console.print(Text.assemble(("Error: ", "bold red"), str(e)), soft_wrap=True)
             raise typer.Exit(2) from None
+        except MemoryError:
+            err_console.print(
+                Text.assemble(
+                    ("Error: ", "bold red"),
+                    "This machine ran out of memory for the run; every finished scenario is "
+                    "stored. Fix: use fewer jobs (each worker holds its own models), a smaller "
+                    "dataset or smaller learner parameters, or a machine with more memory.",
+                ),
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print(
                 "Interrupted; every finished scenario is stored. Run the same command again to "
@@ -107,8 +118,12 @@ class FitPath(StrEnum):
     plain = "plain"
 
 
-def _run_with_progress(spec, store, jobs: int, path: str, quiet: bool = False):
+def _run_with_progress(spec, location: str, jobs: int, path: str, quiet: bool = False):
+    """Load the data, check the run, then open the store (a refused run creates no store) and
+    run with a progress bar. Returns the run's report and the store."""
     from datalever.engine import run_spec
+    from datalever.engine.runner import check_runnable, load_spec_data
+    from datalever.store import ResultsStore
 
     progress = Progress(
         TextColumn("{task.description}", markup=False, style="bold"),
@@ -144,11 +159,11 @@ def _run_with_progress(spec, store, jobs: int, path: str, quiet: bool = False):
                 else spec.name,
             )
 
-    from datalever.engine.runner import load_spec_data
-
     err_console.print(f"Loading {spec.data.dataset}…")
     data = load_spec_data(spec)
     _print_notes(data)
+    check_runnable(spec, data, path)
+    store = ResultsStore(location)
     with progress:
         report = run_spec(
             spec,
@@ -171,7 +186,7 @@ def _run_with_progress(spec, store, jobs: int, path: str, quiet: bool = False):
         f"Run {report.run_id}: {report.n_computed} scenarios computed, "
         f"{report.n_already_done} reused, in {report.seconds:.1f} s."
     )
-    return report
+    return report, store
 
 
 def _print_summary(
@@ -261,12 +276,10 @@ def demo(
 ) -> None:
     """Run the embedded demo: a random data-strike sweep on MovieLens-100K."""
     from datalever.spec import parse_spec
-    from datalever.store import ResultsStore
 
     text = resources.files("datalever").joinpath("specs/demo.toml").read_text()
     spec = parse_spec(text, source="the demo spec")
-    results_store = ResultsStore(store)
-    report = _run_with_progress(spec, results_store, jobs, "auto")
+    report, results_store = _run_with_progress(spec, store, jobs, "auto")
     _print_curves(results_store, report.run_id)
     console.print(
         f"Full results (participants, non-participants, every metric): "
@@ -294,11 +307,9 @@ def run(
 ) -> None:
     """Run the experiment a spec describes; run it again to resume after an interruption."""
     from datalever.spec import load_spec
-    from datalever.store import ResultsStore
 
     spec = load_spec(spec_path)
-    results_store = ResultsStore(store)
-    report = _run_with_progress(spec, results_store, jobs, path.value, quiet)
+    report, results_store = _run_with_progress(spec, store, jobs, path.value, quiet)
     _print_curves(results_store, report.run_id)
     _print_answer(results_store, report.run_id, spec)
 
@@ -354,7 +365,7 @@ def ask(
     adaptively and answer with numbers."""
     from datalever.answer import ask as run_ask
     from datalever.answer import check_answerable
-    from datalever.engine.runner import load_spec_data
+    from datalever.engine.runner import check_runnable, load_spec_data
     from datalever.store import ResultsStore
 
     if not math.isfinite(max_minutes):
@@ -373,10 +384,11 @@ def ask(
     }
     spec = _question_spec(spec_path, {k: v for k, v in flags.items() if v is not None})
     check_answerable(spec)
-    results_store = ResultsStore(store)
     err_console.print(f"Loading {spec.data.dataset}…")
     dataset = load_spec_data(spec)
     _print_notes(dataset)
+    check_runnable(spec, dataset)
+    results_store = ResultsStore(store)
     with err_console.status("Searching collective sizes…") as status:
 
         def on_look(looks: list[tuple[float, int]]) -> None:
@@ -431,9 +443,9 @@ def _question_spec(spec_path: Path | None, flags: dict):
     from datalever.spec import load_spec, spec_from_dict
 
     if spec_path is not None:
-        raw = load_spec(spec_path).model_dump(mode="json", exclude_none=True)
+        raw = load_spec(spec_path).stored()
         source = str(spec_path)
-        if "question" not in raw and "delta" not in flags:
+        if raw.get("question") is None and "delta" not in flags:
             raise DataleverError(
                 f"{spec_path} has no [question] table, and no --delta was given.",
                 'add one, e.g. [question] metric = "ndcg@10", delta = "-2%", or pass --delta.',
@@ -454,7 +466,8 @@ def _question_spec(spec_path: Path | None, flags: dict):
             "evaluation": {"metrics": [], "groups": []},
         }
         source = "the question"
-    question = raw.setdefault("question", {"metric": "ndcg@10", "group": "everyone"})
+    question = raw.get("question") or {"metric": "ndcg@10", "group": "everyone"}
+    raw["question"] = question
     for flag in ("delta", "metric", "group", "confidence", "learner"):
         if flag in flags:
             question[flag] = flags[flag]
@@ -503,7 +516,7 @@ def results(
 
     s = _existing_store(store)
     run_id = run_id or s.latest_run()
-    spec = spec_from_dict(s.run_spec(run_id), f"run {run_id}")
+    spec = spec_from_dict(s.run_spec(run_id), f"run {run_id}", stored=True)
     level = confidence if confidence is not None else spec.evaluation.confidence
     _print_summary(s, run_id, fmt, metric, group, level)
     if fmt is Format.table:
@@ -528,7 +541,7 @@ def report(
     _check_report_path(output)
     s = _existing_store(store)
     run_id = run_id or s.latest_run()
-    spec = spec_from_dict(s.run_spec(run_id), f"run {run_id}")
+    spec = spec_from_dict(s.run_spec(run_id), f"run {run_id}", stored=True)
     _run_results(s, run_id)
     answer = s.answer(run_id)
     if answer is None and spec.question is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,9 @@ class Collective:
     count: int | None = None
     group: str | None = None
     participation: float = 1.0
+    #: Where a relative ``file:`` group path is taken from (the spec's folder); not part of the
+    #: collective's identity, so the same spec draws the same people wherever it lies.
+    folder: str | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -78,7 +81,7 @@ def draw(collective: Collective, data: Contributions, sample: int, seed: int) ->
                 "use a size between 0 and 1, or a count no larger than the number of users.",
             )
         return Draw(np.sort(rng.choice(n, size=count, replace=False)))
-    members = np.flatnonzero(group_members(data, collective.group))
+    members = np.flatnonzero(group_members(data, collective.group, collective.folder))
     count = round(collective.participation * len(members))
     participants = np.sort(rng.choice(members, size=count, replace=False))
     return Draw(participants, members)
@@ -87,9 +90,10 @@ def draw(collective: Collective, data: Contributions, sample: int, seed: int) ->
 _PCT = re.compile(r"^(top|bottom)-(\d+(?:\.\d+)?)%$")
 
 
-def group_members(data: Contributions, group: str) -> np.ndarray:
-    """A boolean mask over contributors for a group description (see the module docstring)."""
-    mask = _select(data, group.strip())
+def group_members(data: Contributions, group: str, folder: str | None = None) -> np.ndarray:
+    """A boolean mask over contributors for a group description (see the module docstring);
+    a relative ``file:`` path is taken from ``folder`` when given."""
+    mask = _select(data, group.strip(), folder)
     if not mask.any():
         raise DataleverError(
             f"The group {group!r} selects nobody in {data.name}.",
@@ -99,7 +103,7 @@ def group_members(data: Contributions, group: str) -> np.ndarray:
     return mask
 
 
-def _select(data: Contributions, group: str) -> np.ndarray:
+def _select(data: Contributions, group: str, folder: str | None = None) -> np.ndarray:
     n = data.n_contributors
     counts = np.bincount(data.records["contributor"], minlength=n)
     if m := _PCT.match(group):
@@ -119,7 +123,7 @@ def _select(data: Contributions, group: str) -> np.ndarray:
             "top-10%, bottom-10% or file:ids.txt.",
         )
     if attr == "file":
-        return _from_file(data, Path(value))
+        return _from_file(data, group_file(value, folder))
     if attr == "genre-fans":
         return _genre_fans(data, value)
     if attr not in data.contributors.columns:
@@ -159,6 +163,12 @@ def _genre_fans(data: Contributions, genre: str) -> np.ndarray:
     total = np.bincount(users, weights=r["rating"].to_numpy()[rows], minlength=n)
     mean = np.divide(total, count, out=np.zeros(n), where=count > 0)
     return (count > 10) & (mean >= 4)
+
+
+def group_file(text: str, folder: str | None = None) -> Path:
+    """The file a ``file:`` group names: relative paths are taken from ``folder``."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() or folder is None else Path(folder) / path
 
 
 #: Largest group file read (a file of ids for all 162,541 MovieLens-25M users is about 1 MB).

@@ -6,10 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from datalever.collectives import Collective
+from datalever.collectives import Collective, group_file
 from datalever.learners import LEARNERS, make_learner
 from datalever.levers import Lever
 from datalever.metrics.evaluation import EVALUATION_VERSION
@@ -31,12 +30,19 @@ class Scenario:
         return self.collective.kind == "none"
 
 
-def group_file_digest(group: str | None) -> str | None:
-    """For a ``file:`` group, a digest of the ids in the file, so editing it changes the keys."""
+def group_file_digest(group: str | None, folder: str | None = None) -> str | None:
+    """For a ``file:`` group, a digest of the ids in the file, so editing it changes the keys
+    (the path itself is keyed as written, so moving the project changes nothing)."""
     if not group or not group.startswith("file:"):
         return None
-    path = Path(group.removeprefix("file:"))
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
+    path = group_file(group.removeprefix("file:"), folder)
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def scenario_key(spec: Spec, checksum: str, fields: dict[str, Any]) -> str:
@@ -73,7 +79,10 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
             collectives.append((Collective("random", count=count), c.samples))
     for group in dict.fromkeys(c.groups):
         collectives.append(
-            (Collective("group", group=group, participation=c.participation), c.samples)
+            (
+                Collective("group", group=group, participation=c.participation, folder=spec.folder),
+                c.samples,
+            )
         )
     lever = Lever(spec.lever.kind, spec.lever.fraction)
     n_folds = spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1
@@ -98,7 +107,7 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
                         col.count,
                         col.group,
                         col.participation,
-                        group_file_digest(col.group),
+                        group_file_digest(col.group, col.folder),
                     ],
                     "sample": sample,
                     "fold": fold,

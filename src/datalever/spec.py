@@ -161,7 +161,8 @@ class EvaluationSpec(_Strict):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, metrics: list[str]) -> list[str]:
-        """Metrics are kept in their canonical spelling (``NDCG@10 `` is ``ndcg@10``), once."""
+        """Each metric once: ``NDCG@10`` and ``ndcg@10 `` are the same metric. The spelling is
+        kept as written (it is part of scenario keys; results use the canonical name)."""
         for m in metrics:
             _validated(parse_metric, m)
         names = [parse_metric(m).name for m in metrics]
@@ -170,7 +171,7 @@ class EvaluationSpec(_Strict):
             raise ValueError(
                 f"metrics list {', '.join(twice)} more than once (case and spaces do not count)"
             )
-        return names
+        return metrics
 
     @field_validator("groups")
     @classmethod
@@ -192,7 +193,7 @@ class QuestionSpec(_Strict):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        return parse_metric(_validated(parse_metric, metric)).name
+        return _validated(parse_metric, metric)
 
     @field_validator("delta")
     @classmethod
@@ -214,6 +215,24 @@ class Spec(_Strict):
     collectives: CollectivesSpec
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     question: QuestionSpec | None = None
+    folder: str | None = Field(
+        default=None,
+        exclude=True,
+        max_length=4096,
+        description="Where relative paths in the spec are taken from: the spec file's folder "
+        "(set when a spec is read from a file; not part of run ids or scenario keys).",
+    )
+
+    def path(self, text: str) -> Path:
+        """A path written in the spec, taken from the spec's folder when relative."""
+        path = Path(text).expanduser()
+        return path if path.is_absolute() or self.folder is None else Path(self.folder) / path
+
+    def stored(self) -> dict:
+        """What a results store keeps of the spec: its content, and its folder when it has one
+        (so a stored run still finds its relative paths)."""
+        content = self.model_dump(mode="json")
+        return content if self.folder is None else content | {"folder": self.folder}
 
     def run_id(self, path: str = "auto") -> str:
         """Stable id: the same spec (and fitting path) resumes the same run."""
@@ -250,8 +269,11 @@ def _problem(err: dict) -> str:
     return f"{where}: {err['msg']}"[:300]
 
 
-def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
-    """Validate a spec given as a dictionary (as TOML parses it)."""
+def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = False) -> Spec:
+    """Validate a spec given as a dictionary (as TOML parses it).
+
+    ``stored=True`` reads back the spec of a run already in a store: limits added since it ran
+    (learner parameter ranges, the plan size) do not apply, so its results stay readable."""
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as e:
@@ -268,7 +290,7 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
             f"{source} names no collectives.",
             "give [collectives] sizes = [0.1, 0.5], counts = [...], or groups = [...].",
         )
-    from datalever.learners import check_learner
+    from datalever.learners import LEARNERS, check_learner
 
     q = spec.question
     if q is not None:
@@ -287,7 +309,11 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
             )
 
     for learner in spec.learners + [LearnerSpec(name=spec.evaluation.reference)]:
-        check_learner(learner.name, learner.params())
+        if stored:
+            if learner.name not in LEARNERS:
+                check_learner(learner.name, {})
+        else:
+            check_learner(learner.name, learner.params())
     names = [ls.name for ls in spec.learners]
     if len(set(names)) < len(names):
         raise DataleverError(
@@ -295,7 +321,8 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
             "give each learner once; to compare settings of one learner, run one spec each.",
         )
     _check_metrics_computable(spec, source)
-    _check_plan_size(spec, source)
+    if not stored:
+        _check_plan_size(spec, source)
     return spec
 
 
@@ -367,21 +394,6 @@ def load_spec(path: Path) -> Spec:
             f"The spec file {path} is not UTF-8 text (is it a binary or data file?).",
             "give a TOML spec saved as UTF-8, e.g. examples/data-strikes-ml100k.toml.",
         ) from None
-    return _anchor_paths(parse_spec(text, source=str(path)), path.resolve().parent)
-
-
-def _anchor_paths(spec: Spec, folder: Path) -> Spec:
-    """Make the spec's relative paths relative to ``folder`` (the spec file's)."""
-    from datalever.data.registry import resolve_name
-
-    dataset = spec.data.dataset
-    if resolve_name(dataset) is None and not Path(dataset).expanduser().is_absolute():
-        spec.data.dataset = str(folder / dataset)
-    groups = []
-    for group in spec.collectives.groups:
-        if group.startswith("file:"):
-            file = Path(group.removeprefix("file:")).expanduser()
-            group = f"file:{file if file.is_absolute() else folder / file}"
-        groups.append(group)
-    spec.collectives.groups = groups
+    spec = parse_spec(text, source=str(path))
+    spec.folder = str(path.resolve().parent)
     return spec

@@ -24,6 +24,7 @@ The store's guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -324,7 +325,18 @@ def looks_like_sqlite(path: str | Path) -> bool:
 def claim_owner() -> str:
     """A name for one run's claims that says where it runs (host and process), so that runs on
     the same machine can tell at once that a killed run's claims are dead."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    return f"{_machine()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _machine() -> str:
+    """This machine as claims name it: the host name, and on Linux the boot and the process
+    namespace, so two containers or cloned nodes that share a host name are told apart (a
+    process id means something only within one of them)."""
+    parts = [socket.gethostname().replace(":", "_")]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8])
+        parts.append("".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit()))
+    return "/".join(parts)
 
 
 def _owner_alive(owner: str) -> bool:
@@ -332,7 +344,7 @@ def _owner_alive(owner: str) -> bool:
     trusted until their lease lapses."""
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != _machine() or not pid.isdigit():
         return True
     try:
         os.kill(int(pid), 0)
@@ -690,11 +702,13 @@ class ResultsStore:
 
     # --- claims: concurrent runs split the work -------------------------------------------
 
-    def claim(self, owner: str, keys: Iterable[str], lease: float) -> set[str]:
-        """Claim for ``owner``, for ``lease`` seconds, every scenario among ``keys`` that is not
+    def claim(
+        self, owner: str, keys: Iterable[str], lease: float, limit: int | None = None
+    ) -> set[str]:
+        """Claim for ``owner``, for ``lease`` seconds, the scenarios among ``keys`` that are not
         stored and not claimed by another live owner (a claim past its lease is dead: its run
-        was killed or lost its store; so is one whose process on this machine has ended).
-        Returns the keys ``owner`` now holds."""
+        was killed or lost its store; so is one whose process on this machine has ended), in
+        order, until ``owner`` holds ``limit`` of them. Returns the keys ``owner`` now holds."""
         keys = list(keys)
         now = time.time()
         mine: set[str] = set()
@@ -705,17 +719,23 @@ class ResultsStore:
             for chunk in _chunks(dead):
                 conn.execute(claims.delete().where(claims.c.owner.in_(chunk)))
             for chunk in _chunks(keys):
+                if limit is not None and len(mine) >= limit:
+                    break
                 done = {
                     r[0]
                     for r in conn.execute(
                         sa.select(scenarios.c.key).where(scenarios.c.key.in_(chunk))
                     )
                 }
-                held = {
-                    r[0]
-                    for r in conn.execute(sa.select(claims.c.key).where(claims.c.key.in_(chunk)))
-                }
-                free = [k for k in chunk if k not in done and k not in held]
+                holders = dict(
+                    conn.execute(
+                        sa.select(claims.c.key, claims.c.owner).where(claims.c.key.in_(chunk))
+                    ).all()
+                )
+                free = [k for k in chunk if k not in done and k not in holders]
+                if limit is not None:
+                    already = sum(1 for o in holders.values() if o == owner)
+                    free = free[: max(0, limit - len(mine) - already)]
                 _insert_ignore(
                     conn,
                     claims,

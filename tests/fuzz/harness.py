@@ -110,9 +110,18 @@ def run_case(case: Case, folder: Path, template: Path, limit_s: int = TIME_LIMIT
         return Outcome(case, None, "", str(e))
     finally:
         os.chdir(cwd)
-    output = result.output
-    code = result.exit_code
-    exc = result.exception
+    return judge(case, result.exit_code, result.output, result.exception, before, _hashes(folder))
+
+
+def judge(
+    case: Case,
+    code: int | None,
+    output: str,
+    exc: BaseException | None,
+    before: dict[str, str],
+    after: dict[str, str],
+) -> Outcome:
+    """The verdict on one finished command (separate from running it, so it can be tested)."""
     if isinstance(exc, Hang):
         return Outcome(case, code, output, str(exc))
     if exc is not None and not isinstance(exc, SystemExit):
@@ -125,7 +134,6 @@ def run_case(case: Case, folder: Path, template: Path, limit_s: int = TIME_LIMIT
     if code == 2 and "Error" not in output:
         return Outcome(case, code, output, "refused without an error message")
     if code == 2:
-        after = _hashes(folder)
         changed = sorted(name for name, digest in before.items() if after.get(name) != digest)
         if changed:
             return Outcome(case, code, output, f"refused, but changed {', '.join(changed)}")

@@ -16,7 +16,7 @@ from datalever.collectives import group_members
 from datalever.data.contributions import Contributions
 from datalever.engine.executor import Executor
 from datalever.errors import DataleverError
-from datalever.learners import make_learner
+from datalever.learners import Learner, make_learner
 from datalever.scenarios import Scenario, plan
 from datalever.spec import Spec
 from datalever.store import ResultsStore, ScenarioResult, claim_owner
@@ -29,6 +29,8 @@ the scenarios it was computing for at most this long."""
 CLAIM_RENEW_S = 15.0
 """How often a working run renews its claims."""
 WAIT_POLL_S = 1.0
+#: The longest pause between looks while other runs hold the rest (it doubles from 1 s).
+MAX_WAIT_POLL_S = 8.0
 """How often a run whose remaining scenarios are claimed by other runs looks for them."""
 
 
@@ -46,12 +48,14 @@ class RunReport:
 
 
 def load_spec_data(spec: Spec) -> Contributions:
-    from datalever.data.registry import load_dataset
+    """The spec's dataset: a catalogue name, or a path taken from the spec's folder."""
+    from datalever.data.registry import load_dataset, resolve_name
     from datalever.data.tabular import load_table
 
+    dataset = spec.data.dataset
     if spec.data.columns:
-        return load_table(spec.data.dataset, spec.data.columns, name=spec.data.dataset)
-    return load_dataset(spec.data.dataset)
+        return load_table(spec.path(dataset), spec.data.columns, name=dataset)
+    return load_dataset(dataset if resolve_name(dataset) else spec.path(dataset))
 
 
 def _batches(
@@ -142,20 +146,14 @@ def run_spec(
     (and their fold contexts) across runs on the same data.
     """
     started = time.perf_counter()
-    if path not in PATHS:
-        raise DataleverError(f"Unknown fitting path {path!r}.", f"use one of: {', '.join(PATHS)}.")
     jobs = executor.jobs if executor is not None else _check_jobs(jobs)
     if executor is not None:
         data = executor.data
     data = data if data is not None else load_spec_data(spec)
-    check_collectives(spec, data)
-    checksum = data.checksum()
-    scenarios = plan(spec, checksum, path)
-    learners = [make_learner(ls.name, ls.params()) for ls in spec.learners]
+    checksum, scenarios, learners = check_runnable(spec, data, path)
     run_id = run_id or spec.run_id(path)
-    spec_json = spec.model_dump(mode="json")
     # Nothing above writes; from here on the run exists in the store.
-    store.start_run(run_id, spec.name, spec.data.dataset, checksum, spec_json, len(scenarios))
+    store.start_run(run_id, spec.name, spec.data.dataset, checksum, spec.stored(), len(scenarios))
     done = store.link_existing(run_id, [s.key for s in scenarios])
     pending = [s for s in scenarios if s.key not in done]
     if on_plan:
@@ -186,10 +184,15 @@ def run_spec(
                 stack.enter_context(_ClaimKeeper(store, owner))
                 stack.callback(_release_claims, store, owner)
             run_on = executor if executor is not None else stack.enter_context(Executor(data, jobs))
+            chunk = _claim_chunk(jobs, learners)
+            pause = WAIT_POLL_S
             while remaining:
-                mine = store.claim(owner, list(remaining), CLAIM_LEASE_S)
+                mine = store.claim(owner, list(remaining), CLAIM_LEASE_S, limit=chunk)
                 todo = [sc for key, sc in remaining.items() if key in mine]
                 if todo:
+                    if waiting_for and on_wait:
+                        on_wait(0)
+                    waiting_for, pause = 0, WAIT_POLL_S
                     run_on.run(spec, path, _batches(spec, todo, jobs, learners), record)
                 stored_elsewhere = store.link_existing(run_id, list(remaining))
                 for key in stored_elsewhere:
@@ -200,7 +203,8 @@ def run_spec(
                     if on_wait and len(remaining) != waiting_for:
                         on_wait(len(remaining))
                     waiting_for = len(remaining)
-                    time.sleep(WAIT_POLL_S)
+                    time.sleep(pause)
+                    pause = min(2 * pause, MAX_WAIT_POLL_S)
     except KeyboardInterrupt:
         interrupted = True
     return RunReport(
@@ -214,10 +218,31 @@ def run_spec(
     )
 
 
+def _claim_chunk(jobs: int, learners: list[Learner]) -> int:
+    """How many scenarios a run claims at a time: enough batches to keep every worker busy a
+    while, few enough that runs started together on one store share the work."""
+    return max(64, 4 * jobs * max(learner.batch_size for learner in learners))
+
+
+def check_runnable(
+    spec: Spec, data: Contributions, path: str = "auto"
+) -> tuple[str, list[Scenario], list[Learner]]:
+    """Everything that can refuse a run, checked without writing anything: the fitting path,
+    the collectives against the data, the plan and the learners. Returns the data's checksum,
+    the planned scenarios and the built learners."""
+    if path not in PATHS:
+        raise DataleverError(f"Unknown fitting path {path!r}.", f"use one of: {', '.join(PATHS)}.")
+    check_collectives(spec, data)
+    checksum = data.checksum()
+    scenarios = plan(spec, checksum, path)
+    learners = [make_learner(ls.name, ls.params()) for ls in spec.learners]
+    return checksum, scenarios, learners
+
+
 def check_collectives(spec: Spec, data: Contributions) -> None:
     """Fail before anything runs if a group selects nobody or a count exceeds the users."""
     for group in spec.collectives.groups:
-        group_members(data, group)
+        group_members(data, group, spec.folder)
     too_many = [c for c in spec.collectives.counts if c > data.n_contributors]
     if too_many:
         raise DataleverError(
