@@ -394,3 +394,24 @@ def test_ask_writes_the_sizes_as_csv(tmp_path, ml100k):
         "decision",
     ]
     assert len(table) >= 9 and set(table["decision"]) <= {"reaches", "short", "undecided"}
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path, monkeypatch):
+    """EASE on MovieLens-100K holds item × item matrices (about 0.27 GB for two folds); under a
+    100 MB limit the run is refused with the estimate, and nothing is written."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SMALL_SPEC.replace('name = "popularity"', 'name = "ease"'))
+    monkeypatch.setenv("DATALEVER_MAX_MEMORY", str(100 * 2**20))
+    result = invoke("run", str(spec), "--store", str(tmp_path / "s.sqlite"), "--jobs", "1")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "would need about 0.3 GiB (ease" in text, text
+    assert not (tmp_path / "s.sqlite").exists()
+    monkeypatch.setenv("DATALEVER_MAX_MEMORY", str(2**30))
+    from datalever.data.registry import load_dataset
+    from datalever.engine.runner import check_memory
+    from datalever.learners import make_learner
+
+    data = load_dataset("movielens-100k")
+    check_memory([make_learner("ease")], data, jobs=2)
+    with pytest.raises(DataleverError, match="fewer --jobs"):
+        check_memory([make_learner("ease")], data, jobs=8)

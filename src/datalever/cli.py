@@ -162,7 +162,7 @@ def _run_with_progress(spec, location: str, jobs: int, path: str, quiet: bool = 
     err_console.print(f"Loading {spec.data.dataset}…")
     data = load_spec_data(spec)
     _print_notes(data)
-    check_runnable(spec, data, path)
+    check_runnable(spec, data, path, jobs)
     store = ResultsStore(location)
     with progress:
         report = run_spec(
@@ -387,7 +387,7 @@ def ask(
     err_console.print(f"Loading {spec.data.dataset}…")
     dataset = load_spec_data(spec)
     _print_notes(dataset)
-    check_runnable(spec, dataset)
+    check_runnable(spec, dataset, jobs=jobs)
     results_store = ResultsStore(store)
     with err_console.status("Searching collective sizes…") as status:
 

@@ -150,7 +150,7 @@ def run_spec(
     if executor is not None:
         data = executor.data
     data = data if data is not None else load_spec_data(spec)
-    checksum, scenarios, learners = check_runnable(spec, data, path)
+    checksum, scenarios, learners = check_runnable(spec, data, path, jobs)
     run_id = run_id or spec.run_id(path)
     # Nothing above writes; from here on the run exists in the store.
     store.start_run(run_id, spec.name, spec.data.dataset, checksum, spec.stored(), len(scenarios))
@@ -225,18 +225,47 @@ def _claim_chunk(jobs: int, learners: list[Learner]) -> int:
 
 
 def check_runnable(
-    spec: Spec, data: Contributions, path: str = "auto"
+    spec: Spec, data: Contributions, path: str = "auto", jobs: int = 1
 ) -> tuple[str, list[Scenario], list[Learner]]:
     """Everything that can refuse a run, checked without writing anything: the fitting path,
-    the collectives against the data, the plan and the learners. Returns the data's checksum,
-    the planned scenarios and the built learners."""
+    the collectives against the data, the plan, the learners and the memory they need. Returns
+    the data's checksum, the planned scenarios and the built learners."""
     if path not in PATHS:
         raise DataleverError(f"Unknown fitting path {path!r}.", f"use one of: {', '.join(PATHS)}.")
     check_collectives(spec, data)
     checksum = data.checksum()
     scenarios = plan(spec, checksum, path)
     learners = [make_learner(ls.name, ls.params()) for ls in spec.learners]
+    check_memory(learners, data, jobs)
     return checksum, scenarios, learners
+
+
+def memory_limit() -> int:
+    """The memory a run may plan to use: ``DATALEVER_MAX_MEMORY`` (bytes) if set, else this
+    machine's physical memory."""
+    override = os.environ.get("DATALEVER_MAX_MEMORY", "").strip()
+    if override.isdigit():
+        return int(override)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(learners: list[Learner], data: Contributions, jobs: int = 1) -> None:
+    """Refuse a run whose learners would not fit in memory: each of ``jobs`` processes holds up
+    to two fold contexts of one learner at a time, each about the learner's estimate."""
+    users, items, records = data.n_contributors, data.n_items, len(data)
+    need = max(learner.memory_bytes(users, items, records) for learner in learners)
+    total = 2 * need * max(1, jobs)
+    limit = memory_limit()
+    if total > limit:
+        worst = max(learners, key=lambda le: le.memory_bytes(users, items, records))
+        gib = 2**30
+        raise DataleverError(
+            f"This run would need about {total / gib:,.1f} GiB ({worst.name} on {users:,} users "
+            f"and {items:,} items, {max(1, jobs)} process(es) holding two folds each), more "
+            f"than the {limit / gib:,.1f} GiB available.",
+            "use fewer --jobs, a smaller dataset or another learner; if the estimate is too "
+            "cautious, set DATALEVER_MAX_MEMORY (bytes) to allow it.",
+        )
 
 
 def check_collectives(spec: Spec, data: Contributions) -> None:

@@ -118,6 +118,12 @@ class Learner(ABC):
         learner built from Python is checked as one built from a spec."""
         return cls.Config.check(cls.name, params)
 
+    def memory_bytes(self, n_users: int, n_items: int, n_records: int) -> int:
+        """A rough upper estimate of the memory one fold of this learner holds (its statistics
+        and a base model), so a run that cannot fit is refused before it starts. The default
+        suits learners whose state grows with the records."""
+        return 64 * n_records + 16 * (n_users + n_items)
+
     def params(self) -> dict:
         """The constructor parameters, for scenario keys and provenance."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}

@@ -787,6 +787,12 @@ class _KNNBasic(Learner):
         self.min_k: int = c.min_k
         self.similarity: str = c.similarity
 
+    def memory_bytes(self, n_users: int, n_items: int, n_records: int) -> int:
+        # Co-rating sums and similarities of the neighbours' side: about six dense n × n
+        # float64 matrices (item-KNN peaked at 5.5 GiB at MovieLens-10M's 10,677 items).
+        n = n_users if self._user_based else n_items
+        return 6 * 8 * n**2 + super().memory_bytes(n_users, n_items, n_records)
+
     def fit(self, train: TrainingSet) -> KNNModel:
         xs, ys, n_x, n_y = _orient(train, self._user_based)
         ratings = np.asarray(train.ratings, dtype=np.float64)

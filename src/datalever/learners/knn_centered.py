@@ -122,6 +122,10 @@ class CenteredItemKNN(Learner):
         self.min_k: int = c.min_k
         self.min_sim: float = c.min_sim
 
+    def memory_bytes(self, n_users: int, n_items: int, n_records: int) -> int:
+        # Dense item × item similarities and their working copies.
+        return 6 * 8 * n_items**2 + super().memory_bytes(n_users, n_items, n_records)
+
     def fit(self, train: TrainingSet) -> CenteredItemKNNModel:
         train = last_rating_per_pair(train)
         n_users, n_items = train.n_users, train.n_items
