@@ -468,7 +468,10 @@ def _question_spec(spec_path: Path | None, flags: dict):
         source = "the question"
     question = raw.get("question") or {"metric": "ndcg@10", "group": "everyone"}
     raw["question"] = question
-    for flag in ("delta", "metric", "group", "confidence", "learner"):
+    # Without a spec the one learner is the question's; naming it again would change the run
+    # id of searches stored by earlier releases.
+    asked = ("delta", "metric", "group", "confidence") + (("learner",) if spec_path else ())
+    for flag in asked:
         if flag in flags:
             question[flag] = flags[flag]
     if "data" in flags:
