@@ -36,7 +36,7 @@ from datalever.data.registry import load_dataset
 from datalever.engine.scenario_eval import hash_seed
 from datalever.learners import BiasedMF
 from datalever.learners.base import Model
-from datalever.levers import Lever
+from datalever.levers import Strike
 from datalever.metrics import HeldOut, evaluate_ratings, group_value, parse_metric
 from datalever.protocols import DataStrikesProtocol
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     data = load_dataset(DATASET)
     folds = DataStrikesProtocol(n_folds=N_SPLITS).folds(data, args.seed)[: args.folds]
-    lever = Lever("strike")
+    lever = Strike()
     learner = BiasedMF(n_factors=100, n_epochs=20, lr=0.005, reg=0.02, seed=0)
     print(
         f"Data Strikes on {DATASET}: {len(data)} ratings, {data.n_contributors} users, "
@@ -204,13 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         for sample in range(args.samples):
             d = draw(collective, data, sample, args.seed)
             n_strikers[size] = len(d.participants)
-            withheld = lever.withheld(
-                data, d.participants, collective.seed_for(args.seed, sample, stream=1)
-            )
+            rng = collective.seed_for(args.seed, sample, stream=1)
             for j, fold in enumerate(folds):
                 key = (fold.index, d.participants.tobytes())
                 if key not in cache:  # identical draws (every no-strike sample) are fitted once
-                    train = lever.delta(fold.train, withheld).apply(data.training_set(fold.train))
+                    delta = lever.delta(data, d.participants, rng, fold.train)
+                    train = delta.apply(data.training_set(fold.train))
                     tie_seed = hash_seed(args.seed, fold.index)
                     cache[key], took = fit_and_judge(
                         learner, train, held[fold.index], tie_seed, check, check_rng

@@ -7,7 +7,7 @@ used). The peer is LensKit 2025.8.1's ``EASEScorer`` and ``ItemKNNScorer``, retr
 scenario in LensKit's own top-N pipeline (``topn_pipeline`` + ``lenskit.batch.recommend``).
 
 Both tools see identical records: the split is :class:`HoldoutProtocol` (test_fraction 0.2,
-per user), the strikes are drawn with datalever's ``Collective``/``draw`` and ``Lever("strike")``
+per user), the strikes are drawn with datalever's ``Collective``/``draw`` and ``Strike()``
 exactly as the engine draws them, and LensKit is handed each scenario's training records with
 the full user and item vocabularies. Both are scored by datalever's metric code: LensKit's
 top-10 lists are wrapped in a :class:`Model` and go through the engine's ``TopNTask`` and
@@ -67,7 +67,7 @@ from datalever.engine import runner
 from datalever.engine.scenario_eval import hash_seed
 from datalever.learners import make_learner
 from datalever.learners.base import Model
-from datalever.levers import Lever
+from datalever.levers import Strike
 from datalever.metrics import HeldOut, TopNTask, group_value, parse_metric
 from datalever.protocols import HoldoutProtocol
 from datalever.spec import (
@@ -147,11 +147,8 @@ def scenario_training(data: Contributions, fold, case: Case, seed: int):
     d = draw(case.collective, data, case.sample, seed)
     if len(d.participants) == 0:
         return base, d.participants
-    lever = Lever("strike")
-    withheld = lever.withheld(
-        data, d.participants, case.collective.seed_for(seed, case.sample, stream=1)
-    )
-    return lever.delta(fold.train, withheld).apply(base), d.participants
+    rng = case.collective.seed_for(seed, case.sample, stream=1)
+    return Strike().delta(data, d.participants, rng, fold.train).apply(base), d.participants
 
 
 # --------------------------------------------------------------------------- datalever side

@@ -137,10 +137,9 @@ def surprise_fit_seconds(
             sc = of_size[i]
             fold = folds[sc.fold]
             d = draw(sc.collective, data, sc.sample, spec.seed)
-            withheld = sc.lever.withheld(
-                data, d.participants, sc.collective.seed_for(spec.seed, sc.sample, stream=1)
-            )
-            train = sc.lever.delta(fold.train, withheld).apply(data.training_set(fold.train))
+            rng = sc.collective.seed_for(spec.seed, sc.sample, stream=1)
+            delta = sc.lever.delta(data, d.participants, rng, fold.train)
+            train = delta.apply(data.training_set(fold.train))
             frame = pd.DataFrame({"u": train.users, "i": train.items, "r": train.ratings})
             reader = surprise.Reader(rating_scale=train.rating_scale)
             trainset = surprise.Dataset.load_from_df(frame, reader).build_full_trainset()

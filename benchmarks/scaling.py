@@ -76,7 +76,7 @@ def run_piece(n_records: int, learner_name: str, fractions: list[float], samples
     from datalever.data.synthetic import synthetic_interactions
     from datalever.learners import make_learner
     from datalever.learners.base import Delta, fit_scenarios
-    from datalever.levers import Lever
+    from datalever.levers import Strike
     from datalever.protocols import DataStrikesProtocol
 
     n_users, n_items = shape_for(n_records)
@@ -124,19 +124,17 @@ def run_piece(n_records: int, learner_name: str, fractions: list[float], samples
     out["path"] = fast.name if fast is not None else "plain"
     out["setup_peak_bytes"] = peak_rss()
 
-    lever = Lever("strike")
+    lever = Strike()
     rows = []
     for fraction in fractions:
         collective = Collective("random", size=fraction)
         deltas, strikers = [], []
         for sample in range(samples):
             d = draw(collective, data, sample, seed)
-            withheld = lever.withheld(
-                data, d.participants, collective.seed_for(seed, sample, stream=1)
-            )
             if len(d.participants) == 0:  # an empty delta: the base model, for free
                 continue
-            deltas.append(lever.delta(fold.train, withheld))
+            rng = collective.seed_for(seed, sample, stream=1)
+            deltas.append(lever.delta(data, d.participants, rng, fold.train))
             strikers.append(len(d.participants))
         if not deltas:
             rows.append({"fraction": fraction, "strikers": 0, "nobody": True})

@@ -10,7 +10,7 @@ from datalever.collectives import Collective, draw, group_members
 from datalever.data.contributions import Contributions, TrainingSet
 from datalever.errors import DataleverError
 from datalever.learners.base import Delta
-from datalever.levers import Lever
+from datalever.levers import Boycott, Strike, make_lever
 from datalever.protocols import DataStrikesProtocol, HoldoutProtocol
 
 # ----------------------------------------------------------------------------- tiny data
@@ -275,7 +275,7 @@ def test_genre_fans_without_genres(data):
 
 def test_full_strike_withholds_all_participant_records(data):
     participants = np.array([2, 5, 19])
-    withheld = Lever("strike").withheld(data, participants, np.random.default_rng(0))
+    withheld = Strike().withheld(data, participants, np.random.default_rng(0))
     users = data.records["contributor"].to_numpy()
     np.testing.assert_array_equal(withheld, np.isin(users, participants))
     # counts 3 + 6 + 20 = 29 records
@@ -286,7 +286,7 @@ def test_partial_strike_withholds_half_of_each_participant(data):
     # participants 2, 3, 4, 9 have 3, 4, 5, 10 records; round() is Python's (half to even):
     # round(1.5) = 2, round(2.0) = 2, round(2.5) = 2, round(5.0) = 5
     participants = np.array([2, 3, 4, 9])
-    lever = Lever("strike", fraction=0.5)
+    lever = Strike(0.5)
     withheld = lever.withheld(data, participants, np.random.default_rng(0))
     counts = per_user_counts(data, withheld)
     expected = np.zeros(20, dtype=int)
@@ -304,25 +304,25 @@ def test_partial_strike_withholds_half_of_each_participant(data):
 def test_partial_strike_quota_matches_round_for_every_participant(data):
     participants = np.arange(20)
     for fraction in (0.1, 0.3, 0.75):
-        withheld = Lever("strike", fraction).withheld(data, participants, np.random.default_rng(5))
+        withheld = Strike(fraction).withheld(data, participants, np.random.default_rng(5))
         counts = per_user_counts(data, withheld)
         assert counts.tolist() == [round(fraction * n) for n in range(1, 21)]
 
 
 def test_boycott_leaves_service():
-    assert Lever("boycott").leaves_service
-    assert not Lever("strike").leaves_service
-    assert not Lever("strike", 0.5).leaves_service
-    assert Lever("strike", 0.5).label == "strike 0.5"
-    assert Lever("boycott").label == "boycott"
+    assert Boycott().leaves_service
+    assert not Strike().leaves_service
+    assert not Strike(0.5).leaves_service
+    assert Strike(0.5).label == "strike 0.5"
+    assert Boycott().label == "boycott"
 
 
 def test_boycott_withholds_like_a_strike(data):
     participants = np.array([1, 7])
     rng = np.random.default_rng
     np.testing.assert_array_equal(
-        Lever("boycott").withheld(data, participants, rng(0)),
-        Lever("strike").withheld(data, participants, rng(0)),
+        Boycott().withheld(data, participants, rng(0)),
+        Strike().withheld(data, participants, rng(0)),
     )
 
 
@@ -337,16 +337,16 @@ def test_boycott_withholds_like_a_strike(data):
 )
 def test_invalid_levers(kind, fraction, message):
     with pytest.raises(DataleverError, match=message):
-        Lever(kind, fraction)
+        make_lever(kind, {"fraction": fraction})
 
 
 def test_delta_apply_equals_manual_filter(data):
     fold = DataStrikesProtocol(n_folds=5).folds(data, seed=3)[1]
     base = data.training_set(fold.train)
     participants = draw(Collective("random", size=0.3), data, sample=0, seed=3).participants
-    for lever in (Lever("strike"), Lever("strike", 0.5)):
+    for lever in (Strike(), Strike(0.5)):
         withheld = lever.withheld(data, participants, np.random.default_rng(9))
-        delta = lever.delta(fold.train, withheld)
+        delta = lever.delta(data, participants, np.random.default_rng(9), fold.train)
         got = delta.apply(base)
         manual = data.training_set(fold.train[~withheld[fold.train]])
         for field in ("users", "items", "ratings"):

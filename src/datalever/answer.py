@@ -23,6 +23,7 @@ from datalever.engine.executor import Executor
 from datalever.engine.runner import run_spec
 from datalever.errors import DataleverError
 from datalever.learners import LEARNERS
+from datalever.levers import Lever, make_lever
 from datalever.metrics import parse_metric
 from datalever.spec import QuestionSpec, Spec
 from datalever.store import ResultsStore
@@ -188,7 +189,12 @@ def check_answerable(spec: Spec) -> None:
             "ask draws random ones.",
             "ask about everyone, participants or non-participants.",
         )
-    if q.group == "participants" and spec.lever.kind == "boycott":
+    if len(spec.all_levers()) > 1:
+        raise DataleverError(
+            "The spec runs several levers ([[levers]]), and a question is about one.",
+            "pass --lever, or give a spec with one [lever].",
+        )
+    if q.group == "participants" and _lever(spec).leaves_service:
         raise DataleverError(
             "Under a boycott the participants leave the service, so they are not evaluated.",
             "ask about everyone or non-participants.",
@@ -206,14 +212,23 @@ def _question_learner(spec: Spec) -> str:
     return q.learner if q is not None and q.learner else spec.learners[0].name
 
 
-def _scores(results: pd.DataFrame, question: QuestionSpec, learner: str) -> dict[float, np.ndarray]:
-    """Per-sample scores of every random collective size in ``results``."""
+def _lever(spec: Spec) -> Lever:
+    """The lever a question is about: the spec's first (a question needs exactly one)."""
+    first = spec.all_levers()[0]
+    return make_lever(first.kind, first.params())
+
+
+def _scores(
+    results: pd.DataFrame, question: QuestionSpec, learner: str, lever: str
+) -> dict[float, np.ndarray]:
+    """Per-sample scores of every random collective size of ``lever`` in ``results``."""
     if results.empty:
         return {}
     target = parse_delta(question.delta)
     metric = parse_metric(question.metric).name
     rows = results[
         (results["learner"] == learner)
+        & (results["lever"] == lever)
         & (results["metric"] == metric)
         & (results["eval_group"] == question.group)
         & (results["collective_kind"] == "random")
@@ -235,7 +250,7 @@ def answer_run(store: ResultsStore, run_id: str, spec: Spec, n_users: int) -> An
     if q is None:
         return None
     learner = _question_learner(spec)
-    scores = _scores(store.results(run_id), q, learner)
+    scores = _scores(store.results(run_id), q, learner, _lever(spec).label)
     if not scores:
         return None
     n = min(len(v) for v in scores.values())
@@ -248,8 +263,9 @@ def answer_run(store: ResultsStore, run_id: str, spec: Spec, n_users: int) -> An
         tolerance=1.0,
     )
     result = search.run()
-    text = sentence(q, result, n_users, learner, spec.lever.kind, spec.data.dataset)
-    return Answer(q, learner, spec.lever.kind, n_users, result, text, run_id)
+    lever = _lever(spec).label
+    text = sentence(q, result, n_users, learner, lever, spec.data.dataset)
+    return Answer(q, learner, lever, n_users, result, text, run_id)
 
 
 def ask(
@@ -287,7 +303,7 @@ def ask(
         report = run_spec(step, store, executor=executor, run_id=run_id)
         if report.interrupted:  # Ctrl-C or SIGTERM: stop the search, keep what is stored
             raise KeyboardInterrupt
-        scores = _scores(store.results(run_id), q, learner)
+        scores = _scores(store.results(run_id), q, learner, _lever(spec).label)
         return [scores.get(size, np.zeros(0))[:n] for size, n in looks]
 
     with Executor(data, jobs) as executor:
@@ -302,6 +318,7 @@ def ask(
             evaluate_many=evaluate_many,
         )
         result = search.run()
-    text = sentence(q, result, n_users, learner, spec.lever.kind, spec.data.dataset)
+    lever = _lever(spec).label
+    text = sentence(q, result, n_users, learner, lever, spec.data.dataset)
     store.set_answer(run_id, text)
-    return Answer(q, learner, spec.lever.kind, n_users, result, text, run_id)
+    return Answer(q, learner, lever, n_users, result, text, run_id)

@@ -478,6 +478,7 @@ def _question_spec(spec_path: Path | None, flags: dict):
         raw["data"] = {"dataset": flags["data"]}
     if "lever" in flags:
         raw["lever"] = {"kind": flags["lever"]}
+        raw.pop("levers", None)
     if "protocol" in flags:
         raw["protocol"]["kind"] = flags["protocol"]
     if "folds" in flags:

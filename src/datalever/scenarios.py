@@ -10,7 +10,7 @@ from typing import Any
 
 from datalever.collectives import Collective, group_file
 from datalever.learners import LEARNERS, make_learner
-from datalever.levers import Lever
+from datalever.levers import Lever, make_lever
 from datalever.metrics.evaluation import EVALUATION_VERSION
 from datalever.spec import Spec
 
@@ -64,7 +64,7 @@ def scenario_key(spec: Spec, checksum: str, fields: dict[str, Any]) -> str:
 
 def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
     """Expand a spec into scenarios: one no-action scenario per learner and fold, then every
-    collective × sample. Size 0 is the no-action scenario and is not repeated.
+    lever × collective × sample. Size 0 is the no-action scenario and is not repeated.
 
     Scenarios forced onto plain fits (``path="plain"``, for checking fast paths) get keys of
     their own, so they are computed afresh rather than taken from fast-path results.
@@ -84,7 +84,7 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
                 c.samples,
             )
         )
-    lever = Lever(spec.lever.kind, spec.lever.fraction)
+    levers = [make_lever(ls.kind, ls.params()) for ls in spec.all_levers()]
     n_folds = spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1
     folds = range(min(n_folds, spec.protocol.run_folds or n_folds))
     out = []
@@ -92,15 +92,15 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
         params = learner.params()
         variant = make_learner(learner.name, params).key_variant()
         for fold in folds:
-            jobs = [(Collective("none"), 0)] + [
-                (col, s) for col, n in collectives for s in range(n)
+            jobs = [(levers[0], Collective("none"), 0)] + [
+                (lever, col, s) for lever in levers for col, n in collectives for s in range(n)
             ]
-            for col, sample in jobs:
+            for lever, col, sample in jobs:
                 fields = {
                     "learner": learner.name,
                     "params": params,
                     "version": LEARNERS[learner.name].version,
-                    "lever": [lever.kind, lever.fraction] if col.kind != "none" else None,
+                    "lever": lever.key() if col.kind != "none" else None,
                     "collective": [
                         col.kind,
                         col.size,

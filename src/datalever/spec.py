@@ -32,7 +32,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from datalever.errors import DataleverError
 from datalever.metrics import parse_metric
@@ -105,9 +112,41 @@ class LearnerSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
-class LeverSpec(_Strict):
-    kind: Literal["strike", "boycott"] = "strike"
-    fraction: float = Field(default=1.0, gt=0, le=1)
+class LeverSpec(BaseModel):
+    """A lever by kind; its other keys are its parameters, checked by the lever's own typed
+    config (see :mod:`datalever.levers`). Parameters not given take the lever's defaults, so
+    ``kind = "strike"`` and ``kind = "strike", fraction = 1.0`` are one and the same lever."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    kind: str = Field(default="strike", max_length=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, raw: Any) -> Any:
+        from datalever.levers import LEVERS
+
+        kind = raw.get("kind", "strike") if isinstance(raw, dict) else None
+        if not isinstance(kind, str) or kind not in LEVERS:
+            return raw
+        config = LEVERS[kind].Config
+        return {"kind": "strike", **config().model_dump(), **raw}
+
+    @model_validator(mode="after")
+    def _as_checked(self) -> LeverSpec:
+        """Parameters as the lever's config reads them (``fraction = 1`` is ``1.0``), so one
+        lever written two ways is one lever (errors are reported by ``spec_from_dict``)."""
+        from datalever.levers import LEVERS
+
+        if self.kind in LEVERS and self.model_extra is not None:
+            try:
+                checked = LEVERS[self.kind].Config.check(self.kind, self.model_extra)
+            except DataleverError:
+                return self
+            self.model_extra.update(checked.model_dump())
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 class CollectivesSpec(_Strict):
@@ -211,7 +250,14 @@ class Spec(_Strict):
     data: DataSpec
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     learners: list[LearnerSpec] = Field(min_length=1)
-    lever: LeverSpec = Field(default_factory=LeverSpec)
+    lever: LeverSpec = Field(default_factory=LeverSpec, description="One lever ([lever]).")
+    levers: list[LeverSpec] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        exclude_if=lambda levers: levers is None,
+        description="Several levers ([[levers]]), each acting on the same draws.",
+    )
     collectives: CollectivesSpec
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     question: QuestionSpec | None = None
@@ -223,6 +269,10 @@ class Spec(_Strict):
         "(set when a spec is read from a file; not part of run ids or scenario keys).",
     )
 
+    def all_levers(self) -> list[LeverSpec]:
+        """The levers the spec runs: its ``[[levers]]``, or its one ``[lever]``."""
+        return list(self.levers) if self.levers else [self.lever]
+
     def path(self, text: str) -> Path:
         """A path written in the spec, taken from the spec's folder when relative."""
         path = Path(text).expanduser()
@@ -232,6 +282,8 @@ class Spec(_Strict):
         """What a results store keeps of the spec: its content, and its folder when it has one
         (so a stored run still finds its relative paths)."""
         content = self.model_dump(mode="json")
+        if self.levers:  # the one [lever] is the default then, not what was written
+            del content["lever"]
         return content if self.folder is None else content | {"folder": self.folder}
 
     def run_id(self, path: str = "auto") -> str:
@@ -291,6 +343,22 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
             "give [collectives] sizes = [0.1, 0.5], counts = [...], or groups = [...].",
         )
     from datalever.learners import LEARNERS, check_learner
+    from datalever.levers import lever_class
+
+    if isinstance(raw, dict) and "lever" in raw and "levers" in raw:
+        raise DataleverError(
+            f"{source} has both a [lever] table and [[levers]].",
+            "give one [lever], or list every lever as [[levers]].",
+        )
+    seen: list[tuple[str, dict]] = []
+    for lever in spec.all_levers():
+        lever_class(lever.kind).Config.check(lever.kind, lever.params())
+        if (lever.kind, lever.params()) in seen:
+            raise DataleverError(
+                f"{source} lists the lever {lever.kind} with the same parameters twice.",
+                "give each lever once.",
+            )
+        seen.append((lever.kind, lever.params()))
 
     q = spec.question
     if q is not None:
@@ -328,7 +396,7 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
 
 def planned_scenarios(spec: Spec) -> int:
     """How many scenarios the spec plans: per learner and fold, the no-action one and every
-    collective × sample (the count :func:`datalever.scenarios.plan` will expand to)."""
+    lever × collective × sample (the count :func:`datalever.scenarios.plan` will expand to)."""
     c = spec.collectives
     collectives = (
         len({s for s in c.sizes if s > 0})
@@ -337,7 +405,7 @@ def planned_scenarios(spec: Spec) -> int:
     )
     n_folds = spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1
     folds = min(n_folds, spec.protocol.run_folds or n_folds)
-    return len(spec.learners) * folds * (1 + collectives * c.samples)
+    return len(spec.learners) * folds * (1 + len(spec.all_levers()) * collectives * c.samples)
 
 
 def _check_plan_size(spec: Spec, source: str) -> None:

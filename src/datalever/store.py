@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from datalever.errors import DataleverError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version 1 was the four tables of the first releases (no marker); 2 adds the marker and
 claims."""
 BUSY_TIMEOUT_S = 30.0
@@ -77,6 +77,8 @@ scenarios = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("learner", sa.String(100)),
     sa.Column("lever", sa.String(100)),
+    # The lever's parameters as JSON (any lever fills it; none for no-action scenarios).
+    sa.Column("lever_params", sa.Text, nullable=True),
     sa.Column("collective_kind", sa.String(20)),
     sa.Column("collective", sa.String(200)),
     sa.Column("size", sa.Float, nullable=True),
@@ -139,7 +141,7 @@ RESULT_COLUMNS = [c.name for c in scenarios.columns] + [
 _LEGACY_TABLES = {"runs", "scenarios", "run_scenarios", "results"}
 _LEGACY_REQUIRED = {
     "runs": {"run_id", "name", "dataset", "checksum", "spec", "n_planned", "created_at"},
-    "scenarios": {c.name for c in scenarios.columns} - {"path"},
+    "scenarios": {c.name for c in scenarios.columns} - {"path", "lever_params"},
     "run_scenarios": {"run_id", "key"},
     "results": {c.name for c in results.columns},
 }

@@ -127,6 +127,23 @@ def spec_cases() -> Iterator[Case]:
         for value in values:
             yield _spec_case(f"{'.'.join(path)} = {value!r:.40}", _with(path, value))
     yield _spec_case("a learner twice", _with(("learners",), [{"name": "item_mean"}] * 2))
+    strike = {"kind": "strike"}
+    for levers in (
+        [],
+        [strike, strike],
+        [{"kind": "poison"}],
+        [{"kind": "strike", "fraction": True}],
+        [{"kind": "strike", "fraction": math.nan}],
+        [{"kind": "boycott", "fraction": 2}],
+        [{"kind": "strike", "colour": "red"}],
+        [{"kind": 1}],
+        [{}] * 21,
+        "strike",
+        [1],
+    ):
+        without = {k: v for k, v in BASE_SPEC.items() if k != "lever"}
+        yield _spec_case(f"levers = {levers!r:.40}", {**without, "levers": levers})
+    yield _spec_case("[lever] and [[levers]]", {**BASE_SPEC, "levers": [strike]})
     yield _spec_case("no collectives", _with(("collectives",), {"samples": 2}))
     yield _spec_case("unknown table", {**BASE_SPEC, "levers": {"kind": "strike"}})
     yield _spec_case("unknown key", _with(("data", "colour"), "blue"))

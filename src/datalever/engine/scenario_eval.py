@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -149,10 +150,9 @@ class FoldContext:
         for sc in batch:
             d = draw(sc.collective, self.data, sc.sample, self.spec.seed)
             rng = sc.collective.seed_for(self.spec.seed, sc.sample, stream=1)
-            withheld = sc.lever.withheld(self.data, d.participants, rng)
             draws.append(d)
             deltas.append(
-                sc.lever.delta(self.fold.train, withheld)
+                sc.lever.delta(self.data, d.participants, rng, self.fold.train)
                 if len(d.participants)
                 else Delta(np.zeros(0, dtype=np.int64))
             )
@@ -222,6 +222,7 @@ def scenario_row(sc: Scenario, n_participants: int, seconds: float, path: str) -
     return {
         "learner": sc.learner,
         "lever": "none" if sc.is_baseline else sc.lever.label,
+        "lever_params": None if sc.is_baseline else json.dumps(sc.lever.params(), sort_keys=True),
         "collective_kind": c.kind,
         "collective": c.label,
         "size": c.size,

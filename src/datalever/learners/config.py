@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, Literal, Self, get_args, get_origin
+from typing import Any, ClassVar, Literal, Self, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
@@ -34,6 +34,8 @@ class LearnerConfig(BaseModel):
     field defaults are the learner's constructor defaults."""
 
     model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid", frozen=True)
+    #: What the owner of these parameters is called in messages.
+    owner: ClassVar[str] = "learner"
 
     @classmethod
     def check(cls, learner: str, params: Mapping[Any, Any]) -> Self:
@@ -42,7 +44,7 @@ class LearnerConfig(BaseModel):
         unknown = [k for k in params if k not in fields]
         if unknown:
             raise DataleverError(
-                f"The learner {learner!r} has no parameter(s) "
+                f"The {cls.owner} {learner!r} has no parameter(s) "
                 f"{', '.join(sorted(_shown_key(k) for k in unknown))}.",
                 f"its parameters are: {', '.join(fields) or 'none'}.",
             )
@@ -79,7 +81,7 @@ class LearnerConfig(BaseModel):
                 across.append(str(e.get("ctx", {}).get("error", e["msg"])))
         shown = [f"{n} = {show(params[n])}" for n in bad]
         given = " or ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
-        problem = f"The learner {learner!r} cannot take {given or 'these parameters'}: "
+        problem = f"The {cls.owner} {learner!r} cannot take {given or 'these parameters'}: "
         problem += "; ".join([*bad.values(), *across]) + "."
         if not bad:
             return DataleverError(problem)

@@ -238,7 +238,7 @@ def render_report(inputs: ReportInputs) -> str:
         level=f"{100 * spec.evaluation.confidence:g} %",
         answer=inputs.answer or headline(summary, spec),
         is_answer=inputs.answer is not None,
-        lever=spec.lever.kind,
+        lever=", ".join(lever.kind for lever in spec.all_levers()),
         figures=figures,
         normalised=normalised_rows(summary),
         notes=table_notes(summary),

@@ -25,6 +25,13 @@ def curve_points(summary: pd.DataFrame, metric: str, group: str) -> dict[str, pd
         & (summary["collective_kind"].isin(["none", "random"]))
         & summary["count"].isna()
     ]
+    levers = sorted(set(rows["lever"]) - {"none"})
+    if len(levers) > 1:  # a curve per learner and lever, each from the shared no-action point
+        out = {}
+        for lever in levers:
+            one = curve_points(summary[summary["lever"].isin(["none", lever])], metric, group)
+            out.update({f"{learner} ({lever})": points for learner, points in one.items()})
+        return out
     out = {}
     for learner, g in rows.groupby("learner", sort=False):
         g = g.assign(x=100 * g["size"].fillna(0.0)).sort_values("x")

@@ -131,8 +131,12 @@ def render_curve(
     rows = summary[(summary["metric"] == metric) & (summary["eval_group"] == group)]
     if rows.empty:
         return
-    learners = list(dict.fromkeys(rows["learner"]))
     levers = sorted(set(rows["lever"]) - {"none"})
+    if len(levers) > 1:  # one table per lever, each beside the shared no-action row
+        for lever in levers:
+            render_curve(summary[summary["lever"].isin(["none", lever])], console, metric, group)
+        return
+    learners = list(dict.fromkeys(rows["learner"]))
     table = Table(
         title=f"{metric} for {group}, {' / '.join(levers) or 'no action'}: "
         "mean (change vs no action)",

@@ -1,9 +1,6 @@
-"""Levers: what a collective does, expressed as a delta against the base training data.
-
-* ``strike``: participants withhold their records (all of them, or a ``fraction`` of each
-  participant's records: a partial strike). They stay users of the service, so they stay in
-  evaluation.
-* ``boycott``: a strike whose participants also leave the service, so they leave evaluation.
+"""Strike: participants withhold their records (all of them, or a ``fraction`` of each
+participant's records: a partial strike). They stay users of the service, so they stay in
+evaluation, as the Data Strikes paper evaluates strikers (cold-start users).
 
 Which records a participant withholds is decided once over all of their records (from the
 seed), independent of folds; a fold's delta is the withheld records in its training set.
@@ -11,40 +8,29 @@ seed), independent of folds; a fold's delta is the withheld records in its train
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import Field
 
 from datalever.data.contributions import Contributions
-from datalever.errors import DataleverError
 from datalever.learners.base import Delta
+from datalever.levers.base import Lever, LeverConfig
 
-LEVERS = ("strike", "boycott")
 
+class Strike(Lever):
+    """Withhold records: all of each participant's, or a ``fraction`` of them."""
 
-@dataclass(frozen=True)
-class Lever:
-    kind: str = "strike"
-    fraction: float = 1.0
+    kind = "strike"
 
-    def __post_init__(self) -> None:
-        if self.kind not in LEVERS:
-            raise DataleverError(
-                f"Unknown lever {self.kind!r}.", f"use one of: {', '.join(LEVERS)}."
-            )
-        if not 0 < self.fraction <= 1:
-            raise DataleverError(
-                f"The lever's fraction must be in (0, 1], not {self.fraction}.",
-                "give the share of each participant's records withheld, e.g. 0.5.",
-            )
+    class Config(LeverConfig):
+        fraction: float = Field(
+            1.0,
+            gt=0,
+            le=1,
+            description="The share of each participant's records withheld (1: all of them).",
+        )
 
-    @property
-    def leaves_service(self) -> bool:
-        return self.kind == "boycott"
-
-    @property
-    def label(self) -> str:
-        return self.kind if self.fraction == 1 else f"{self.kind} {self.fraction:g}"
+    def __init__(self, fraction: float = 1.0) -> None:
+        self.fraction: float = self.configure(fraction=fraction).fraction
 
     def withheld(
         self, data: Contributions, participants: np.ndarray, rng: np.random.Generator
@@ -67,6 +53,12 @@ class Lever:
         out[order] = rank < quota[sorted_users]
         return out & mine
 
-    def delta(self, train_positions: np.ndarray, withheld: np.ndarray) -> Delta:
-        """The delta against a fold's training set (positions ``train_positions``)."""
+    def delta(
+        self,
+        data: Contributions,
+        participants: np.ndarray,
+        rng: np.random.Generator,
+        train_positions: np.ndarray,
+    ) -> Delta:
+        withheld = self.withheld(data, participants, rng)
         return Delta(removed=np.flatnonzero(withheld[train_positions]))

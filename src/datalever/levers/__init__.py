@@ -1,0 +1,34 @@
+"""Levers (what a collective does) and the catalogue a spec names them from.
+
+A new lever is one module here: a :class:`Lever` subclass with its typed ``Config``, added to
+``LEVERS``. The plan, the engine, the store and the reports take any lever as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datalever.errors import DataleverError
+from datalever.levers.base import Lever, LeverConfig
+from datalever.levers.boycott import Boycott
+from datalever.levers.strike import Strike
+
+LEVERS: dict[str, type[Lever]] = {cls.kind: cls for cls in (Strike, Boycott)}
+
+
+def lever_class(kind: str) -> type[Lever]:
+    if kind not in LEVERS:
+        raise DataleverError(
+            f"Unknown lever {str(kind)[:40]!r}.", f"use one of: {', '.join(LEVERS)}."
+        )
+    return LEVERS[kind]
+
+
+def make_lever(kind: str, params: dict[str, Any] | None = None) -> Lever:
+    """The lever ``kind`` with ``params``, checked by its typed config."""
+    cls = lever_class(kind)
+    cls.Config.check(kind, params or {})
+    return cls(**(params or {}))
+
+
+__all__ = ["LEVERS", "Boycott", "Lever", "LeverConfig", "Strike", "lever_class", "make_lever"]

@@ -1,0 +1,82 @@
+"""The lever interface: what a collective does, as a delta against the base training data.
+
+A lever is configured in its constructor (checked by its typed ``Config``, like a learner's)
+and has no hidden state. For one drawn collective it returns the :class:`Delta` of a fold's
+training set: the records removed and the records added. A lever never knows which learner
+runs, and a learner never knows which lever acted; they meet in the delta. What a lever does
+to evaluation is declared, not coded in the engine: ``leaves_service`` says its participants
+stop being served (a boycott), so they leave "everyone" and are not judged as participants.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from datalever.data.contributions import Contributions
+from datalever.learners.base import Delta
+from datalever.learners.config import LearnerConfig
+
+
+class LeverConfig(LearnerConfig):
+    """A lever's parameters: strict types, bounded ranges and a description per field (the
+    same checks as a learner's; a refusal names the lever, the parameter and its range)."""
+
+    owner: ClassVar[str] = "lever"
+
+
+class Lever(ABC):
+    """What a collective does. Subclasses set ``kind``, declare their parameters in a nested
+    ``Config`` and take them in ``__init__``."""
+
+    kind: ClassVar[str] = "lever"
+    Config: ClassVar[type[LeverConfig]] = LeverConfig
+    #: Participants stop being served: they leave the "everyone" group and are not judged.
+    leaves_service: ClassVar[bool] = False
+
+    @classmethod
+    def configure(cls, **params: Any) -> Any:
+        """The checked parameters, or a DataleverError naming the lever and the parameter."""
+        return cls.Config.check(cls.kind, params)
+
+    @abstractmethod
+    def delta(
+        self,
+        data: Contributions,
+        participants: np.ndarray,
+        rng: np.random.Generator,
+        train_positions: np.ndarray,
+    ) -> Delta:
+        """The change the collective ``participants`` makes to a fold's training set (the
+        records at ``train_positions`` of ``data``); ``rng`` draws any random choice."""
+
+    def params(self) -> dict[str, Any]:
+        """The constructor parameters, recorded with every result."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def key(self) -> list:
+        """What of the lever decides a scenario's result, for scenario keys."""
+        return [self.kind, *self.params().values()]
+
+    @property
+    def label(self) -> str:
+        """A short name for tables: the kind, and the parameters that differ from defaults."""
+        defaults = self.Config()
+        changed = [
+            f"{v:g}" if isinstance(v, float) else str(v)
+            for k, v in self.params().items()
+            if getattr(defaults, k) != v
+        ]
+        return " ".join([self.kind, *changed])
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.params() == self.params()
+
+    def __hash__(self) -> int:
+        return hash((self.kind, tuple(self.params().items())))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"

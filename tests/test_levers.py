@@ -1,0 +1,154 @@
+"""Levers as objects: the catalogue, typed parameters, several levers in one spec sharing draws,
+their parameters in the store, and the example spec's published numbers unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datalever.engine import run_spec
+from datalever.errors import DataleverError
+from datalever.levers import LEVERS, Boycott, Strike, make_lever
+from datalever.scenarios import plan
+from datalever.spec import load_spec, parse_spec
+from datalever.store import ResultsStore
+from tests.conftest import SMALL_SPEC
+
+ROOT = Path(__file__).resolve().parent.parent
+TWO_LEVERS = SMALL_SPEC.replace(
+    '[lever]\nkind = "strike"',
+    '[[levers]]\nkind = "strike"\n\n[[levers]]\nkind = "boycott"\nfraction = 0.5',
+)
+
+
+def test_the_catalogue_builds_checked_levers():
+    assert set(LEVERS) == {"strike", "boycott"}
+    assert make_lever("strike") == Strike() and make_lever("boycott") == Boycott()
+    assert make_lever("boycott", {"fraction": 0.5}).label == "boycott 0.5"
+    assert Strike().key() == ["strike", 1.0]  # as scenario keys have always held it
+    with pytest.raises(DataleverError, match="The lever 'strike' has no parameter"):
+        make_lever("strike", {"colour": "red"})
+    with pytest.raises(DataleverError, match="fraction must be a finite number above 0"):
+        Strike(True)
+
+
+def test_a_lever_is_written_the_same_with_or_without_its_defaults():
+    explicit = parse_spec(
+        SMALL_SPEC.replace('kind = "strike"\n', 'kind = "strike"\nfraction = 1\n')
+    )
+    assert explicit.run_id() == parse_spec(SMALL_SPEC).run_id()
+
+
+def test_several_levers_share_draws_and_the_no_action_scenarios():
+    both, strike = parse_spec(TWO_LEVERS), parse_spec(SMALL_SPEC)
+    both_keys = [s.key for s in plan(both, "c")]
+    strike_keys = [s.key for s in plan(strike, "c")]
+    assert set(strike_keys) < set(both_keys)  # the strike scenarios are the same scenarios
+    assert len(both_keys) == len(set(both_keys))
+    per_learner_fold = 1 + 2 * 3 * 2  # no action + levers × collectives × samples
+    assert len(both_keys) == 2 * 2 * per_learner_fold
+    labels = {s.lever.label for s in plan(both, "c") if not s.is_baseline}
+    assert labels == {"strike", "boycott 0.5"}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (TWO_LEVERS + '\n[lever]\nkind = "strike"\n', "both a [lever] table and [[levers]]"),
+        (
+            TWO_LEVERS.replace("fraction = 0.5", "fraction = 1.0").replace("boycott", "strike"),
+            "same parameters twice",
+        ),
+        (TWO_LEVERS.replace('kind = "boycott"', 'kind = "poison"'), "Unknown lever 'poison'"),
+        (TWO_LEVERS.replace("fraction = 0.5", "fraction = 0"), "fraction must be"),
+    ],
+)
+def test_bad_levers_are_refused(text, needle):
+    with pytest.raises(DataleverError) as refused:
+        parse_spec(text)
+    assert needle in str(refused.value)
+
+
+def test_levers_run_side_by_side_and_the_store_keeps_their_parameters(tmp_path, ml100k):
+    spec = parse_spec(TWO_LEVERS.replace("run_folds = 2", "run_folds = 1"))
+    store = ResultsStore(tmp_path / "r.sqlite")
+    report = run_spec(spec, store, data=ml100k)
+    df = store.results(report.run_id)
+    assert set(df["lever"]) == {"none", "strike", "boycott 0.5"}
+    params = {lever: set(g["lever_params"].dropna()) for lever, g in df.groupby("lever")}
+    assert params["boycott 0.5"] == {json.dumps({"fraction": 0.5})}
+    assert params["strike"] == {json.dumps({"fraction": 1.0})}
+    assert params["none"] == set()  # no lever acted
+    # The boycotters leave evaluation; the strikers stay in it.
+    groups = {lever: set(g["eval_group"]) for lever, g in df.groupby("lever")}
+    assert "participants" in groups["strike"] and "participants" not in groups["boycott 0.5"]
+    # The strike's numbers are those of a strike-only run of the same draws.
+    alone = ResultsStore(tmp_path / "alone.sqlite")
+    strike_only = parse_spec(SMALL_SPEC.replace("run_folds = 2", "run_folds = 1"))
+    only = alone.results(run_spec(strike_only, alone, data=ml100k).run_id)
+    cols = ["key", "eval_group", "metric", "value"]
+    mine = df[df["lever"].isin(["strike", "none"])][cols].sort_values(cols[:3])
+    theirs = only[cols].sort_values(cols[:3])
+    np.testing.assert_array_equal(mine["key"].to_numpy(), theirs["key"].to_numpy())
+    np.testing.assert_allclose(mine["value"].astype(float), theirs["value"].astype(float))
+
+
+@pytest.mark.slow
+def test_the_example_specs_published_numbers_are_unchanged(tmp_path, ml100k):
+    """The README's Data Strikes table (nDCG@10 and RMSE for everyone, mean over samples)."""
+    from datalever.analysis import summarise
+
+    spec = load_spec(ROOT / "examples" / "data-strikes-ml100k.toml")
+    store = ResultsStore(tmp_path / "r.sqlite")
+    summary = summarise(store.results(run_spec(spec, store, data=ml100k, jobs=2).run_id))
+    everyone = summary[summary["eval_group"] == "everyone"]
+
+    def curve(metric: str) -> list[float]:
+        rows = everyone[everyone["metric"] == metric].sort_values("size", na_position="first")
+        return [round(float(v), 4) for v in rows["mean"]]
+
+    assert curve("ndcg@10") == [0.7746, 0.7719, 0.7684, 0.7631, 0.7423]
+    assert curve("rmse") == [0.9337, 0.9466, 0.9671, 0.9897, 1.0580]
+
+
+def test_a_stored_run_with_several_levers_reads_back(tmp_path, ml100k):
+    from datalever.spec import spec_from_dict
+
+    spec = parse_spec(TWO_LEVERS.replace("run_folds = 2", "run_folds = 1"))
+    store = ResultsStore(tmp_path / "r.sqlite")
+    run_id = run_spec(spec, store, data=ml100k).run_id
+    again = spec_from_dict(store.run_spec(run_id), "the stored run", stored=True)
+    assert [(lv.kind, lv.params()) for lv in again.all_levers()] == [
+        (lv.kind, lv.params()) for lv in spec.all_levers()
+    ]
+    assert again.run_id() == spec.run_id()
+
+
+def test_a_store_of_the_previous_schema_gains_the_lever_parameters_column(tmp_path, ml100k):
+    """A store written before lever parameters were kept (schema 2) opens, gains the column,
+    and keeps every result as it was."""
+    import sqlite3
+
+    path = tmp_path / "r.sqlite"
+    spec = parse_spec(SMALL_SPEC.replace("run_folds = 2", "run_folds = 1"))
+    run_id = run_spec(spec, ResultsStore(path), data=ml100k).run_id
+    before = ResultsStore(path).results(run_id).drop(columns="lever_params")
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE scenarios DROP COLUMN lever_params")
+        conn.execute("UPDATE datalever_meta SET value = '2' WHERE name = 'schema_version'")
+    reopened = ResultsStore(path)
+    after = reopened.results(run_id)
+    assert after["lever_params"].isna().all()
+    cols = list(before.columns)
+    key = ["key", "eval_group", "metric"]
+    left = before.sort_values(key).reset_index(drop=True)
+    right = after[cols].sort_values(key).reset_index(drop=True)
+    assert left.equals(right)
+    with sqlite3.connect(path) as conn:
+        version = conn.execute(
+            "SELECT value FROM datalever_meta WHERE name = 'schema_version'"
+        ).fetchone()[0]
+    assert version == "3"
