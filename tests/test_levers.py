@@ -152,3 +152,48 @@ def test_a_store_of_the_previous_schema_gains_the_lever_parameters_column(tmp_pa
             "SELECT value FROM datalever_meta WHERE name = 'schema_version'"
         ).fetchone()[0]
     assert version == "3"
+
+
+def test_a_strike_and_a_boycott_of_one_draw_share_one_fit(ml100k, monkeypatch):
+    """The two levers make the same change to the training data; only who is judged differs,
+    so the engine fits each draw once and judges it twice."""
+    from datalever.engine import scenario_eval
+    from datalever.engine.scenario_eval import FoldContext, make_protocol
+
+    text = SMALL_SPEC.replace(
+        '[lever]\nkind = "strike"', '[[levers]]\nkind = "strike"\n\n[[levers]]\nkind = "boycott"'
+    ).replace('groups = ["gender:F"]', "")
+    spec = parse_spec(text)
+    fold = make_protocol(spec).folds(ml100k, spec.seed)[0]
+    context = FoldContext.build(spec, ml100k, fold, learner_index=0)
+    scenarios = [
+        s for s in plan(spec, ml100k.checksum()) if s.fold == 0 and s.learner == "item_mean"
+    ]
+    fitted: list[int] = []
+    real = scenario_eval.fit_scenarios
+
+    def counting(learner, base, deltas, fast):
+        fitted.append(len(deltas))
+        return real(learner, base, deltas, fast)
+
+    monkeypatch.setattr(scenario_eval, "fit_scenarios", counting)
+    struck = [s for s in scenarios if not s.is_baseline]
+    assert len(struck) == 2 * 2 * 2  # levers × sizes × samples
+    results = context.run(struck)
+    assert sum(fitted) == len(struck) // 2
+    by_key = {r.key: r for r in results}
+    for strike, boycott in zip(struck[::2], struck[1::2], strict=True):
+        assert (strike.lever.kind, boycott.lever.kind) == ("strike", "boycott")
+        assert strike.collective == boycott.collective and strike.sample == boycott.sample
+        value = {
+            m["eval_group"]: m["value"]
+            for m in by_key[strike.key].metrics
+            if m["metric"] == "ndcg@10"
+        }
+        other = {
+            m["eval_group"]: m["value"]
+            for m in by_key[boycott.key].metrics
+            if m["metric"] == "ndcg@10"
+        }
+        assert value["non-participants"] == other["non-participants"]
+        assert "participants" in value and "participants" not in other

@@ -92,8 +92,10 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
         params = learner.params()
         variant = make_learner(learner.name, params).key_variant()
         for fold in folds:
+            # The levers of one draw side by side, so they land in one batch and share a fit
+            # when they make the same change.
             jobs = [(levers[0], Collective("none"), 0)] + [
-                (lever, col, s) for lever in levers for col, n in collectives for s in range(n)
+                (lever, col, s) for col, n in collectives for s in range(n) for lever in levers
             ]
             for lever, col, sample in jobs:
                 fields = {

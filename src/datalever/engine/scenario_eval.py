@@ -158,14 +158,24 @@ class FoldContext:
             )
         # An empty delta leaves the fold's training set as it is: its model is the no-action
         # model, already fitted through the same path and judged, so it is not fitted again
-        # (strikes that round to no one, such as 0.01 % of 943 users, cost nothing).
-        to_fit = [i for i, delta in enumerate(deltas) if not delta.is_empty]
+        # (strikes that round to no one, such as 0.01 % of 943 users, cost nothing). Levers
+        # that make the same change (a strike and a boycott of one draw) share one fit: what
+        # differs between them is who is judged, not the model.
+        fingerprints = [delta.fingerprint() for delta in deltas]
+        first: dict[str, int] = {}  # each distinct change, at its first scenario
+        for i, (fp, delta) in enumerate(zip(fingerprints, deltas, strict=True)):
+            if not delta.is_empty:
+                first.setdefault(fp, i)
         models = fit_scenarios(
-            self.learner, self.base_training_set(), [deltas[i] for i in to_fit], self.fast
+            self.learner, self.base_training_set(), [deltas[i] for i in first.values()], self.fast
         )
-        values = [self.baseline] * len(batch)
-        for i, model in zip(to_fit, models, strict=True):
-            values[i] = self.per_user(self.evaluate(model))
+        judged = {
+            fp: self.per_user(self.evaluate(model)) for fp, model in zip(first, models, strict=True)
+        }
+        values = [
+            self.baseline if delta.is_empty else judged[fp]
+            for fp, delta in zip(fingerprints, deltas, strict=True)
+        ]
         rows = [self.metric_rows(sc, d, v) for sc, d, v in zip(batch, draws, values, strict=True)]
         # A batched path fits the batch at once: each scenario is charged an equal share.
         seconds = (time.perf_counter() - started) / len(batch)

@@ -9,6 +9,7 @@ Without one, the engine applies each delta and calls :meth:`Learner.fit` (the pl
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,17 @@ class Delta:
     def is_empty(self) -> bool:
         """Nothing removed and nothing added: the base training set itself."""
         return len(self.removed) == 0 and (self.added is None or len(self.added) == 0)
+
+    def fingerprint(self) -> str:
+        """A digest of what the delta changes: equal digests mean equal training sets, so
+        scenarios whose levers make the same change (a strike and a boycott of the same
+        draw) share one fit."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.removed, dtype=np.int64).tobytes())
+        if self.added is not None:
+            for part in (self.added.users, self.added.items, self.added.ratings):
+                digest.update(b"|" + np.ascontiguousarray(part).tobytes())
+            digest.update(f"|{self.added.n_users}|{self.added.n_items}".encode())
+        return digest.hexdigest()
 
     def apply(self, base: TrainingSet) -> TrainingSet:
         """The modified training set: the plain computation every fast path must equal."""
