@@ -329,7 +329,7 @@ def test_boycott_withholds_like_a_strike(data):
 @pytest.mark.parametrize(
     ("kind", "fraction", "message"),
     [
-        ("poison", 1.0, "Unknown lever 'poison'"),
+        ("flood", 1.0, "Unknown lever 'flood'"),
         ("strike", 0.0, "fraction"),
         ("strike", 1.5, "fraction"),
         ("boycott", -0.2, "fraction"),

@@ -25,7 +25,7 @@ TWO_LEVERS = SMALL_SPEC.replace(
 
 
 def test_the_catalogue_builds_checked_levers():
-    assert set(LEVERS) == {"strike", "boycott"}
+    assert set(LEVERS) == {"strike", "boycott", "poison"}
     assert make_lever("strike") == Strike() and make_lever("boycott") == Boycott()
     assert make_lever("boycott", {"fraction": 0.5}).label == "boycott 0.5"
     assert Strike().key() == ["strike", 1.0]  # as scenario keys have always held it
@@ -62,7 +62,7 @@ def test_several_levers_share_draws_and_the_no_action_scenarios():
             TWO_LEVERS.replace("fraction = 0.5", "fraction = 1.0").replace("boycott", "strike"),
             "same parameters twice",
         ),
-        (TWO_LEVERS.replace('kind = "boycott"', 'kind = "poison"'), "Unknown lever 'poison'"),
+        (TWO_LEVERS.replace('kind = "boycott"', 'kind = "flood"'), "Unknown lever 'flood'"),
         (TWO_LEVERS.replace("fraction = 0.5", "fraction = 0"), "fraction must be"),
     ],
 )
@@ -197,3 +197,92 @@ def test_a_strike_and_a_boycott_of_one_draw_share_one_fit(ml100k, monkeypatch):
         }
         assert value["non-participants"] == other["non-participants"]
         assert "participants" in value and "participants" not in other
+
+
+# --- poison: vandalism
+
+
+def test_vandalism_rerates_the_participants_own_records(ml100k):
+    from datalever.levers import Poison
+    from datalever.protocols import DataStrikesProtocol
+
+    fold = DataStrikesProtocol(n_folds=5).folds(ml100k, 0)[0]
+    base = ml100k.training_set(fold.train)
+    participants = np.arange(0, ml100k.n_contributors, 10)
+    delta = Poison().delta(ml100k, participants, np.random.default_rng(4), fold.train)
+    mine = np.isin(base.users, participants)
+    np.testing.assert_array_equal(delta.removed, np.flatnonzero(mine))
+    np.testing.assert_array_equal(delta.added.users, base.users[mine])
+    np.testing.assert_array_equal(delta.added.items, base.items[mine])
+    assert set(np.unique(delta.added.ratings)) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    # random ratings: about one in five keeps its old value, and all five values appear
+    same = np.mean(delta.added.ratings == base.ratings[mine])
+    assert 0.15 < same < 0.25 and len(np.unique(delta.added.ratings)) == 5
+    half = Poison(fraction=0.5).delta(ml100k, participants, np.random.default_rng(4), fold.train)
+    assert 0.45 < len(half.removed) / mine.sum() < 0.55
+    assert set(half.removed) <= set(delta.removed)
+
+
+def test_vandalism_is_decided_once_across_folds(ml100k):
+    """The same record gets the same new rating whichever fold it trains in."""
+    from datalever.levers import Poison
+    from datalever.protocols import DataStrikesProtocol
+
+    folds = DataStrikesProtocol(n_folds=5).folds(ml100k, 0)
+    participants = np.arange(0, ml100k.n_contributors, 7)
+    ratings = {}
+    for fold in folds[:2]:
+        delta = Poison().delta(ml100k, participants, np.random.default_rng(1), fold.train)
+        for pos, r in zip(fold.train[delta.removed], delta.added.ratings, strict=True):
+            assert ratings.setdefault(int(pos), r) == r
+
+
+@pytest.fixture(scope="module")
+def fold0(ml100k):
+    from datalever.protocols import DataStrikesProtocol
+
+    return DataStrikesProtocol(n_folds=5).folds(ml100k, 0)[0]
+
+
+def _learners():
+    from datalever.learners import (
+        EASE,
+        BiasedMF,
+        GlobalMean,
+        ItemKNN,
+        ItemMean,
+        Popularity,
+        UserKNN,
+    )
+
+    return [
+        GlobalMean(),
+        ItemMean(),
+        Popularity(),
+        UserKNN(k=20),
+        ItemKNN(k=20, similarity="cosine"),
+        EASE(),
+        BiasedMF(n_factors=8, n_epochs=3, backend="numba"),
+    ]
+
+
+@pytest.mark.parametrize("lever", [Strike(0.5), Boycott(), "poison"], ids=str)
+@pytest.mark.parametrize("learner", _learners(), ids=repr)
+def test_every_fast_path_equals_a_plain_fit_for_every_lever(learner, lever, ml100k, fold0):
+    """For each (learner, lever) pair, the model a fast path makes from the lever's real delta
+    equals the plain fit on the modified data (removed and added records alike)."""
+    from datalever.learners.base import fit_scenarios
+    from datalever.levers import Poison
+
+    lever = Poison(fraction=0.5) if lever == "poison" else lever
+    base = ml100k.training_set(fold0.train)
+    participants = np.random.default_rng(2).choice(ml100k.n_contributors, 90, replace=False)
+    delta = lever.delta(ml100k, participants, np.random.default_rng(3), fold0.train)
+    fast = learner.fast_path(base)
+    assert fast is not None
+    (model,) = fit_scenarios(learner, base, [delta], fast)
+    plain = learner.fit(delta.apply(base))
+    users = np.concatenate([participants[:10], np.arange(0, ml100k.n_contributors, 40)])
+    uu = np.repeat(users, ml100k.n_items)
+    ii = np.tile(np.arange(ml100k.n_items), len(users))
+    np.testing.assert_allclose(model.predict(uu, ii), plain.predict(uu, ii), rtol=1e-9, atol=1e-9)

@@ -86,7 +86,7 @@ STRING_FIELDS: dict[tuple, list] = {
     ("name",): ["x" * 5000],
     ("data", "dataset"): ["no-such-dataset", "x" * 10_000_000, "/nonexistent/ratings.csv"],
     ("protocol", "kind"): ["temporal", "DATA-STRIKES"],
-    ("lever", "kind"): ["poison", "Strike"],
+    ("lever", "kind"): ["flood", "Strike"],
 }
 
 
@@ -131,7 +131,7 @@ def spec_cases() -> Iterator[Case]:
     for levers in (
         [],
         [strike, strike],
-        [{"kind": "poison"}],
+        [{"kind": "flood"}],
         [{"kind": "strike", "fraction": True}],
         [{"kind": "strike", "fraction": math.nan}],
         [{"kind": "boycott", "fraction": 2}],

@@ -11,9 +11,10 @@ from typing import Any
 from datalever.errors import DataleverError
 from datalever.levers.base import Lever, LeverConfig
 from datalever.levers.boycott import Boycott
+from datalever.levers.poison import Poison
 from datalever.levers.strike import Strike
 
-LEVERS: dict[str, type[Lever]] = {cls.kind: cls for cls in (Strike, Boycott)}
+LEVERS: dict[str, type[Lever]] = {cls.kind: cls for cls in (Strike, Boycott, Poison)}
 
 
 def lever_class(kind: str) -> type[Lever]:
@@ -31,4 +32,13 @@ def make_lever(kind: str, params: dict[str, Any] | None = None) -> Lever:
     return cls(**(params or {}))
 
 
-__all__ = ["LEVERS", "Boycott", "Lever", "LeverConfig", "Strike", "lever_class", "make_lever"]
+__all__ = [
+    "LEVERS",
+    "Boycott",
+    "Lever",
+    "LeverConfig",
+    "Poison",
+    "Strike",
+    "lever_class",
+    "make_lever",
+]
