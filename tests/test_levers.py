@@ -286,3 +286,11 @@ def test_every_fast_path_equals_a_plain_fit_for_every_lever(learner, lever, ml10
     uu = np.repeat(users, ml100k.n_items)
     ii = np.tile(np.arange(ml100k.n_items), len(users))
     np.testing.assert_allclose(model.predict(uu, ii), plain.predict(uu, ii), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_spec_is_valid_and_plans_what_it_says(path):
+    spec = load_spec(path)
+    assert len(plan(spec, "c")) > 0
+    if path.name == "poison-vs-strike-ml100k.toml":
+        assert len(plan(spec, "c")) == 310  # the count the README gives
