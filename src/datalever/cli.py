@@ -328,7 +328,9 @@ def ask(
         str | None, typer.Option(help="Dataset name or path. [default: movielens-100k]")
     ] = None,
     learner: Annotated[str | None, typer.Option(help="Learner name. [default: ease]")] = None,
-    lever: Annotated[str | None, typer.Option(help="strike or boycott. [default: strike]")] = None,
+    lever: Annotated[
+        str | None, typer.Option(help="strike, boycott or poison. [default: strike]")
+    ] = None,
     metric: Annotated[
         str | None, typer.Option(help="Capability metric. [default: ndcg@10]")
     ] = None,
