@@ -60,7 +60,7 @@ def test_several_levers_share_draws_and_the_no_action_scenarios():
         (TWO_LEVERS + '\n[lever]\nkind = "strike"\n', "both a [lever] table and [[levers]]"),
         (
             TWO_LEVERS.replace("fraction = 0.5", "fraction = 1.0").replace("boycott", "strike"),
-            "same parameters twice",
+            "lists the lever 'strike' twice",
         ),
         (TWO_LEVERS.replace('kind = "boycott"', 'kind = "flood"'), "Unknown lever 'flood'"),
         (TWO_LEVERS.replace("fraction = 0.5", "fraction = 0"), "fraction must be"),
@@ -141,7 +141,9 @@ def test_a_store_of_the_previous_schema_gains_the_lever_parameters_column(tmp_pa
         conn.execute("UPDATE datalever_meta SET value = '2' WHERE name = 'schema_version'")
     reopened = ResultsStore(path)
     after = reopened.results(run_id)
-    assert after["lever_params"].isna().all()
+    struck = after[after["lever"] == "strike"]
+    assert set(struck["lever_params"]) == {json.dumps({"fraction": 1.0})}
+    assert after[after["lever"] == "none"]["lever_params"].isna().all()
     cols = list(before.columns)
     key = ["key", "eval_group", "metric"]
     left = before.sort_values(key).reset_index(drop=True)
@@ -294,3 +296,44 @@ def test_every_example_spec_is_valid_and_plans_what_it_says(path):
     assert len(plan(spec, "c")) > 0
     if path.name == "poison-vs-strike-ml100k.toml":
         assert len(plan(spec, "c")) == 310  # the count the README gives
+
+
+def test_keys_and_run_ids_of_a_single_lever_spec_are_those_of_the_previous_release():
+    """Pinned from the release before levers were objects: the example spec's run id and
+    two of its scenario keys (on MovieLens-100K's checksum)."""
+    spec = load_spec(ROOT / "examples" / "data-strikes-ml100k.toml")
+    keys = [s.key for s in plan(spec, "ff6022b66d4e00f7")]
+    assert spec.run_id() == "9b88d4dc4b1a" and len(keys) == 105
+    assert keys[0] == "bf7473ecd16c2f153ce10deb" and keys[7] == "f24385ed67065b8477f3ed94"
+
+
+def test_levers_with_one_label_and_several_levers_with_a_question_are_refused():
+    twins = TWO_LEVERS.replace("fraction = 0.5", "fraction = 0.3").replace(
+        '[[levers]]\nkind = "strike"', '[[levers]]\nkind = "boycott"\nfraction = 0.3000001'
+    )
+    with pytest.raises(DataleverError, match="lists the lever 'boycott 0.3' twice"):
+        parse_spec(twins)
+    question = TWO_LEVERS + '\n[question]\nmetric = "ndcg@10"\ndelta = "-1%"\n'
+    with pytest.raises(DataleverError, match="runs several levers"):
+        parse_spec(question)
+
+
+def test_the_report_keeps_levers_apart(tmp_path, ml100k):
+    from datalever.analysis import summarise
+    from datalever.report.html import normalised_rows, set_back_rows, targeted_rows
+
+    spec = parse_spec(TWO_LEVERS.replace("run_folds = 2", "run_folds = 1"))
+    store = ResultsStore(tmp_path / "r.sqlite")
+    results = store.results(run_spec(spec, store, data=ml100k).run_id)
+    summary = summarise(results)
+    learners = {r["learner"] for r in normalised_rows(summary)}
+    assert "item_mean (strike)" in learners and "item_mean (boycott 0.5)" in learners
+    targeted = {r["learner"] for r in targeted_rows(results)}
+    assert targeted <= {
+        f"{name} ({lever})"
+        for name in ("item_mean", "popularity")
+        for lever in ("strike", "boycott 0.5")
+    }
+    rows = [(r["learner"], r["metric"]) for r in set_back_rows(summary, "item_mean")]
+    assert rows and len(rows) == len(set(rows))
+    assert {learner for learner, _ in rows} == {"popularity (strike)", "popularity (boycott 0.5)"}

@@ -53,7 +53,8 @@ class Collective:
 
     def seed_for(self, seed: int, sample: int, stream: int = 0) -> np.random.Generator:
         """The random generator of one sample; ``stream`` separates independent choices
-        (0: who participates, 1: which records a partial strike withholds)."""
+        (0: who participates, 1: what a lever draws: which records a partial strike withholds,
+        then, for vandalism, the new ratings)."""
         digest = hashlib.sha256(f"{self.kind}|{self.group}|{self.size}|{self.count}".encode())
         key = int.from_bytes(digest.digest()[:8], "big")
         return np.random.default_rng([seed, key, sample, stream])

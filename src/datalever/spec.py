@@ -350,15 +350,26 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
             f"{source} has both a [lever] table and [[levers]].",
             "give one [lever], or list every lever as [[levers]].",
         )
-    seen: list[tuple[str, dict]] = []
+    labels: list[str] = []  # results are told apart by label, so labels must differ
     for lever in spec.all_levers():
-        lever_class(lever.kind).Config.check(lever.kind, lever.params())
-        if (lever.kind, lever.params()) in seen:
+        cls = lever_class(lever.kind)
+        if stored:
+            labels.append(lever.kind)
+            continue
+        cls.Config.check(lever.kind, lever.params())
+        label = cls(**lever.params()).label
+        if label in labels:
             raise DataleverError(
-                f"{source} lists the lever {lever.kind} with the same parameters twice.",
+                f"{source} lists the lever {label!r} twice (or two levers whose parameters "
+                "differ by less than their labels show).",
                 "give each lever once.",
             )
-        seen.append((lever.kind, lever.params()))
+        labels.append(label)
+    if spec.levers and len(spec.levers) > 1 and spec.question is not None:
+        raise DataleverError(
+            f"{source} asks a [question] but runs several levers, and a question is about one.",
+            "run the question's lever in a spec of its own, or drop the [question].",
+        )
 
     q = spec.question
     if q is not None:

@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from datalever.errors import DataleverError
 
+#: 1: the first releases (no marker); 2: the marker table and claims; 3: lever parameters.
 SCHEMA_VERSION = 3
 """Version 1 was the four tables of the first releases (no marker); 2 adds the marker and
 claims."""
@@ -446,6 +447,7 @@ class ResultsStore:
                     return
                 metadata.create_all(conn)
                 _add_missing_columns(conn)
+                _fill_lever_params(conn)
                 conn.execute(meta.delete().where(meta.c.name == "schema_version"))
                 conn.execute(meta.insert().values(name="schema_version", value=str(SCHEMA_VERSION)))
         except DataleverError:
@@ -885,6 +887,29 @@ class ResultsStore:
                 .select_from(run_scenarios)
                 .where(run_scenarios.c.run_id == run_id)
             ).scalar_one()
+
+
+def _fill_lever_params(conn: sa.Connection) -> None:
+    """Stores from before schema 3 knew two levers, written as a label ("strike",
+    "boycott 0.5"): give their scenarios the parameters the label stands for."""
+    labels = conn.execute(
+        sa.select(scenarios.c.lever)
+        .where(scenarios.c.lever_params.is_(None), scenarios.c.lever != "none")
+        .distinct()
+    ).scalars()
+    for label in list(labels):
+        kind, _, fraction = str(label).partition(" ")
+        if kind not in ("strike", "boycott"):
+            continue
+        try:
+            params = json.dumps({"fraction": float(fraction) if fraction else 1.0})
+        except ValueError:
+            continue
+        conn.execute(
+            scenarios.update()
+            .where(scenarios.c.lever == label, scenarios.c.lever_params.is_(None))
+            .values(lever_params=params)
+        )
 
 
 def _schema_state(conn: sa.Connection) -> str:

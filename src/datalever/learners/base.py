@@ -44,7 +44,8 @@ class Delta:
         digest = hashlib.sha256(np.ascontiguousarray(self.removed, dtype=np.int64).tobytes())
         if self.added is not None:
             for part in (self.added.users, self.added.items, self.added.ratings):
-                digest.update(b"|" + np.ascontiguousarray(part).tobytes())
+                part = np.ascontiguousarray(part)
+                digest.update(f"|{part.dtype}|{len(part)}|".encode() + part.tobytes())
             digest.update(f"|{self.added.n_users}|{self.added.n_items}".encode())
         return digest.hexdigest()
 

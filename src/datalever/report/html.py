@@ -75,11 +75,21 @@ def _fmt(x, pattern: str = "{:.4f}") -> str:
     return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else pattern.format(x)
 
 
+def by_lever(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The rows of each lever with the shared no-action rows, and a suffix naming the lever
+    for labels ("" when the run has one lever), so no table mixes two levers' rows."""
+    levers = sorted(set(frame["lever"]) - {"none"})
+    if len(levers) <= 1:
+        return [("", frame)]
+    return [(f" ({lever})", frame[frame["lever"].isin(["none", lever])]) for lever in levers]
+
+
 def normalised_rows(summary: pd.DataFrame) -> list[dict]:
     rows = summary[(summary["eval_group"] == "everyone") & (summary["collective_kind"] != "none")]
+    several = rows["lever"].nunique() > 1
     return [
         {
-            "learner": r["learner"],
+            "learner": f"{r['learner']} ({r['lever']})" if several else r["learner"],
             "metric": r["metric"],
             "collective": r["collective"],
             "n": r["n_samples"],
@@ -114,6 +124,13 @@ def set_back_rows(summary: pd.DataFrame, reference: str) -> list[dict]:
         & summary["collective_kind"].isin(["none", "random"])
         & summary["count"].isna()
     ]
+    for suffix, one in by_lever(rows):
+        out.extend(_set_back_of_one_lever(one, reference, suffix))
+    return out
+
+
+def _set_back_of_one_lever(rows: pd.DataFrame, reference: str, suffix: str) -> list[dict]:
+    out = []
     for (learner, metric), g in rows.groupby(["learner", "metric"], sort=False):
         if learner == reference or g["reference"].isna().all():
             continue
@@ -124,7 +141,7 @@ def set_back_rows(summary: pd.DataFrame, reference: str) -> list[dict]:
         point, interval = set_back_to(g["x"].to_numpy(), g["mean"].to_numpy(), lo, hi, level)
         out.append(
             {
-                "learner": learner,
+                "learner": f"{learner}{suffix}",
                 "metric": metric,
                 "level": _fmt(level),
                 "size": _fmt(100 * point if np.isfinite(point) else None, "{:.3g} %"),
@@ -150,8 +167,10 @@ def targeted_rows(results: pd.DataFrame) -> list[dict]:
     if rows.empty:
         return []
     samples = per_sample(rows)
+    several = samples["lever"].nunique() > 1
     out = []
-    for (learner, group, metric), g in samples.groupby(["learner", "grp", "metric"], sort=False):
+    keys = ["learner", "lever", "grp", "metric"]
+    for (learner, lever, group, metric), g in samples.groupby(keys, sort=False):
         like = g[g["eval_group"] == "like-participants"].set_index("sample")["change"]
         others = g[g["eval_group"] == "non-members"].set_index("sample")["change"]
         both = like.index.intersection(others.index)
@@ -160,7 +179,7 @@ def targeted_rows(results: pd.DataFrame) -> list[dict]:
         effect = targeted_effect(like[both].to_numpy(), others[both].to_numpy())
         out.append(
             {
-                "learner": learner,
+                "learner": f"{learner} ({lever})" if several else learner,
                 "group": group,
                 "metric": metric,
                 "n": len(both),
