@@ -337,3 +337,25 @@ def test_the_report_keeps_levers_apart(tmp_path, ml100k):
     rows = [(r["learner"], r["metric"]) for r in set_back_rows(summary, "item_mean")]
     assert rows and len(rows) == len(set(rows))
     assert {learner for learner, _ in rows} == {"popularity (strike)", "popularity (boycott 0.5)"}
+
+
+def test_ask_takes_the_specs_own_parameters_for_the_lever_it_names(tmp_path):
+    from datalever.cli import _question_spec
+
+    path = tmp_path / "two.toml"
+    path.write_text(TWO_LEVERS)
+    spec = _question_spec(path, {"delta": "-1%", "lever": "boycott"})
+    assert [(lv.kind, lv.params()) for lv in spec.all_levers()] == [("boycott", {"fraction": 0.5})]
+    assert _question_spec(path, {"delta": "-1%", "lever": "poison"}).lever.kind == "poison"
+
+
+def test_vandalism_needs_more_than_one_rating_value():
+    import pandas as pd
+
+    from datalever.data.contributions import Contributions
+    from datalever.levers import Poison
+
+    records = pd.DataFrame({"user": [0, 0, 1], "item": [0, 1, 0], "rating": [1.0] * 3})
+    data = Contributions.from_frames("likes", records)
+    with pytest.raises(DataleverError, match="would change nothing"):
+        Poison().delta(data, np.array([0]), np.random.default_rng(0), np.arange(3))

@@ -478,9 +478,10 @@ def _question_spec(spec_path: Path | None, flags: dict):
             question[flag] = flags[flag]
     if "data" in flags:
         raw["data"] = {"dataset": flags["data"]}
-    if "lever" in flags:
-        raw["lever"] = {"kind": flags["lever"]}
-        raw.pop("levers", None)
+    if "lever" in flags:  # the spec's own parameters for that lever, if it lists it
+        listed = [lv for lv in raw.pop("levers", None) or [raw.get("lever", {})]]
+        same = [lv for lv in listed if isinstance(lv, dict) and lv.get("kind") == flags["lever"]]
+        raw["lever"] = same[0] if len(same) == 1 else {"kind": flags["lever"]}
     if "protocol" in flags:
         raw["protocol"]["kind"] = flags["protocol"]
     if "folds" in flags:

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from datalever.data.contributions import Contributions, TrainingSet
+from datalever.errors import DataleverError
 from datalever.learners.base import Delta
 from datalever.levers.base import Lever, LeverConfig
 from datalever.levers.strike import Strike
@@ -52,6 +53,12 @@ class Poison(Lever):
         """A boolean mask over all records (those altered) and every record's new rating."""
         mask = Strike(self.fraction).withheld(data, participants, rng)
         values = np.unique(data.records["rating"].to_numpy(dtype=np.float64))
+        if len(values) < 2:
+            raise DataleverError(
+                f"Vandalism re-rates records at random, but every rating in {data.name} is "
+                f"{values[0]:g}, so it would change nothing.",
+                "use a dataset with more than one rating value, or a strike.",
+            )
         new = values[rng.integers(0, len(values), size=len(mask))]
         return mask, new
 
