@@ -92,23 +92,27 @@ print(json.dumps({"computed": r.n_computed, "others": r.n_by_others, "run_id": r
 """
 
 
-def test_overlapping_specs_at_once_compute_shared_scenarios_once(tmp_path, alone, ml100k):
-    db = tmp_path / "shared.sqlite"
-    commands = []
-    for name, text in (("a", SPEC_A), ("b", SPEC_B)):
-        (tmp_path / f"{name}.toml").write_text(text)
-        commands.append([sys.executable, "-c", RUN, str(tmp_path / f"{name}.toml"), str(db)])
-    finished = _start_together(commands)
+def _check_shared_runs(finished, store: ResultsStore, names: str, alone, ml100k) -> None:
+    """Runs of SPEC_A / SPEC_B (by ``names``) that shared ``store``: each finished, together
+    they computed every scenario of the union once, and each run's values are a run alone's."""
     for done in finished:
         assert done.returncode == 0, done.stderr
     reports = [json.loads(done.stdout.splitlines()[-1]) for done in finished]
     checksum = ml100k.checksum()
     union = {s.key for text in (SPEC_A, SPEC_B) for s in plan(parse_spec(text), checksum)}
     assert sum(r["computed"] for r in reports) == len(union), reports
-    store = ResultsStore(db)
     assert _table_rows(store, scenarios) == len(union)
-    for report, name in zip(reports, ("a", "b"), strict=True):
+    for report, name in zip(reports, names, strict=True):
         pd.testing.assert_frame_equal(_values(store, report["run_id"]), alone[name])
+
+
+def test_overlapping_specs_at_once_compute_shared_scenarios_once(tmp_path, alone, ml100k):
+    db = tmp_path / "shared.sqlite"
+    commands = []
+    for name, text in (("a", SPEC_A), ("b", SPEC_B)):
+        (tmp_path / f"{name}.toml").write_text(text)
+        commands.append([sys.executable, "-c", RUN, str(tmp_path / f"{name}.toml"), str(db)])
+    _check_shared_runs(_start_together(commands), ResultsStore(db), "ab", alone, ml100k)
 
 
 def _as_result(df: pd.DataFrame, key: str) -> ScenarioResult:
@@ -204,18 +208,9 @@ def test_overlapping_runs_at_once_on_postgresql(tmp_path, alone, ml100k, postgre
     for name, text in (("a", SPEC_A), ("b", SPEC_B), ("a", SPEC_A)):
         (tmp_path / f"{name}.toml").write_text(text)
         commands.append([sys.executable, "-c", RUN, str(tmp_path / f"{name}.toml"), postgres_url])
-    finished = _start_together(commands)
-    for done in finished:
-        assert done.returncode == 0, done.stderr
-    reports = [json.loads(done.stdout.splitlines()[-1]) for done in finished]
-    checksum = ml100k.checksum()
-    union = {s.key for text in (SPEC_A, SPEC_B) for s in plan(parse_spec(text), checksum)}
-    assert sum(r["computed"] for r in reports) == len(union), reports
     store = ResultsStore(postgres_url)
-    assert _table_rows(store, scenarios) == len(union)
+    _check_shared_runs(_start_together(commands), store, "aba", alone, ml100k)
     assert _table_rows(store, claims) == 0
-    for report, name in zip(reports, ("a", "b", "a"), strict=True):
-        pd.testing.assert_frame_equal(_values(store, report["run_id"]), alone[name])
     store.engine.dispose()
 
 

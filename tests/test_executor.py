@@ -193,14 +193,20 @@ def test_ctrl_c_stops_the_workers_cleanly(tmp_path):
         text=True,
         start_new_session=True,
     )
+    _assert_clean_stop(proc, below, lambda: os.killpg(proc.pid, signal.SIGINT))
+
+
+def _assert_clean_stop(proc, below: list[int], stop) -> None:
+    """``stop()`` ends the run promptly with exit 130 and its one clean message: no
+    traceback, nothing left for the resource tracker, no process left behind."""
     started = time.time()
-    os.killpg(proc.pid, signal.SIGINT)
+    stop()
     _, err = proc.communicate(timeout=30)
     assert time.time() - started < 15
     assert proc.returncode == 130, err
     assert "Interrupted after" in err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    assert "leaked" not in err, err  # nothing left for the resource tracker to clean up
+    assert "leaked" not in err, err
     assert not _alive(below)
 
 
@@ -210,14 +216,7 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
     """SIGTERM to the run alone (``kill``, a batch scheduler): the same clean stop as Ctrl-C,
     exit 130, no traceback, no worker left."""
     proc, below = _start_run(tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started = time.time()
-    os.kill(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert time.time() - started < 15
-    assert proc.returncode == 130, err
-    assert "Interrupted after" in err
-    assert "Traceback" not in err and "leaked" not in err, err
-    assert not _alive(below)
+    _assert_clean_stop(proc, below, lambda: os.kill(proc.pid, signal.SIGTERM))
 
 
 def test_importing_the_engine_starts_no_threading_layer():

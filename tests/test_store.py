@@ -22,30 +22,13 @@ from datalever.errors import DataleverError
 from datalever.spec import parse_spec
 from datalever.store import RESULT_COLUMNS, ResultsStore, ScenarioResult
 from tests.conftest import SMALL_SPEC
+from tests.test_cli import assert_clear_error, datalever
 
 ONE_FOLD = SMALL_SPEC.replace("run_folds = 2", "run_folds = 1")
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def datalever(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "datalever", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
-def assert_clear_error(result: subprocess.CompletedProcess, *needles: str) -> None:
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output
-    assert "Traceback" not in output
-    for needle in needles:
-        assert needle in " ".join(output.split()), output
 
 
 @pytest.fixture(scope="module")

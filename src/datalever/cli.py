@@ -162,7 +162,7 @@ def _run_with_progress(spec, location: str, jobs: int, path: str, quiet: bool = 
     err_console.print(f"Loading {spec.data.dataset}…")
     data = load_spec_data(spec)
     _print_notes(data)
-    check_runnable(spec, data, path, jobs)
+    checked = check_runnable(spec, data, path, jobs)
     store = ResultsStore(location)
     with progress:
         report = run_spec(
@@ -174,6 +174,7 @@ def _run_with_progress(spec, location: str, jobs: int, path: str, quiet: bool = 
             on_plan=on_plan,
             on_progress=on_progress,
             on_wait=on_wait,
+            checked=checked,
         )
     if report.interrupted:
         err_console.print(

@@ -130,6 +130,7 @@ def run_spec(
     run_id: str | None = None,
     executor: Executor | None = None,
     on_wait: Callable[[int], None] | None = None,
+    checked: Checked | None = None,
 ) -> RunReport:
     """Run every planned scenario of ``spec`` not yet in ``store``.
 
@@ -143,14 +144,16 @@ def run_spec(
     ``on_progress(n_finished, n_pending)`` after each scenario stored (here or by a concurrent
     run); ``on_wait(n)`` when this run starts waiting for ``n`` scenarios that other live runs
     are computing (again whenever that number changes). ``executor`` reuses worker processes
-    (and their fold contexts) across runs on the same data.
+    (and their fold contexts) across runs on the same data. ``checked``, what
+    :func:`check_runnable` returned for the same spec, data, path and jobs, spares checking
+    (and planning) again.
     """
     started = time.perf_counter()
     jobs = executor.jobs if executor is not None else _check_jobs(jobs)
     if executor is not None:
         data = executor.data
     data = data if data is not None else load_spec_data(spec)
-    checksum, scenarios, learners = check_runnable(spec, data, path, jobs)
+    checksum, scenarios, learners = checked or check_runnable(spec, data, path, jobs)
     run_id = run_id or spec.run_id(path)
     # Nothing above writes; from here on the run exists in the store.
     store.start_run(run_id, spec.name, spec.data.dataset, checksum, spec.stored(), len(scenarios))
@@ -224,9 +227,11 @@ def _claim_chunk(jobs: int, learners: list[Learner]) -> int:
     return max(64, 4 * jobs * max(learner.batch_size for learner in learners))
 
 
-def check_runnable(
-    spec: Spec, data: Contributions, path: str = "auto", jobs: int = 1
-) -> tuple[str, list[Scenario], list[Learner]]:
+#: What :func:`check_runnable` returns: the data's checksum, the plan and the built learners.
+Checked = tuple[str, list[Scenario], list[Learner]]
+
+
+def check_runnable(spec: Spec, data: Contributions, path: str = "auto", jobs: int = 1) -> Checked:
     """Everything that can refuse a run, checked without writing anything: the fitting path,
     the collectives against the data, the plan, the learners and the memory they need. Returns
     the data's checksum, the planned scenarios and the built learners."""
