@@ -33,12 +33,12 @@ from surprise import SVD, Dataset, Reader
 from datalever.collectives import Collective, draw
 from datalever.data.contributions import TrainingSet
 from datalever.data.registry import load_dataset
-from datalever.engine.scenario_eval import hash_seed
 from datalever.learners import BiasedMF
 from datalever.learners.base import Model
 from datalever.levers import Strike
 from datalever.metrics import HeldOut, evaluate_ratings, group_value, parse_metric
 from datalever.protocols import DataStrikesProtocol
+from datalever.tasks.recsys import tie_seed as hash_seed
 
 DATASET = "movielens-100k"
 N_SPLITS = 5

@@ -64,7 +64,6 @@ from datalever.collectives import Collective, draw
 from datalever.data.contributions import Contributions, TrainingSet
 from datalever.data.registry import load_dataset
 from datalever.engine import runner
-from datalever.engine.scenario_eval import hash_seed
 from datalever.learners import make_learner
 from datalever.learners.base import Model
 from datalever.levers import Strike
@@ -79,6 +78,7 @@ from datalever.spec import (
     Spec,
 )
 from datalever.store import ResultsStore
+from datalever.tasks.recsys import tie_seed as hash_seed
 from mf_sweep import cpu_seconds  # CPU seconds of this process and all its workers
 
 DATASET = "movielens-100k"

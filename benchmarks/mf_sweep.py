@@ -41,7 +41,7 @@ import pandas as pd
 from datalever.collectives import draw
 from datalever.data.registry import load_dataset
 from datalever.engine.runner import run_spec
-from datalever.engine.scenario_eval import make_protocol
+from datalever.engine.scenario_eval import spec_folds
 from datalever.scenarios import plan
 from datalever.spec import spec_from_dict
 from datalever.store import ResultsStore
@@ -126,7 +126,7 @@ def surprise_fit_seconds(
     at random); the wall times and the CPU seconds of each size's fits."""
     import surprise
 
-    folds = make_protocol(spec).folds(data, spec.seed)
+    folds = spec_folds(spec, data)
     scenarios = [s for s in plan(spec, data.checksum()) if not s.is_baseline]
     rng = np.random.default_rng(seed)
     times: dict[float, list[float]] = {}

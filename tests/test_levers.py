@@ -160,13 +160,13 @@ def test_a_strike_and_a_boycott_of_one_draw_share_one_fit(ml100k, monkeypatch):
     """The two levers make the same change to the training data; only who is judged differs,
     so the engine fits each draw once and judges it twice."""
     from datalever.engine import scenario_eval
-    from datalever.engine.scenario_eval import FoldContext, make_protocol
+    from datalever.engine.scenario_eval import FoldContext, spec_folds
 
     text = SMALL_SPEC.replace(
         '[lever]\nkind = "strike"', '[[levers]]\nkind = "strike"\n\n[[levers]]\nkind = "boycott"'
     ).replace('groups = ["gender:F"]', "")
     spec = parse_spec(text)
-    fold = make_protocol(spec).folds(ml100k, spec.seed)[0]
+    fold = spec_folds(spec, ml100k)[0]
     context = FoldContext.build(spec, ml100k, fold, learner_index=0)
     scenarios = [
         s for s in plan(spec, ml100k.checksum()) if s.fold == 0 and s.learner == "item_mean"

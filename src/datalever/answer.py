@@ -22,11 +22,10 @@ from datalever.data.contributions import Contributions
 from datalever.engine.executor import Executor
 from datalever.engine.runner import run_spec
 from datalever.errors import DataleverError
-from datalever.learners import LEARNERS
 from datalever.levers import Lever, make_lever
-from datalever.metrics import parse_metric
 from datalever.spec import QuestionSpec, Spec
 from datalever.store import ResultsStore
+from datalever.tasks import LEARNERS, parse_metric, task_of
 
 
 @dataclass
@@ -200,10 +199,12 @@ def check_answerable(spec: Spec) -> None:
             "ask about everyone or non-participants.",
         )
     metric = parse_metric(q.metric)
-    if metric.needs_ratings and not LEARNERS[learner].predicts_ratings:
+    if not task_of(spec).computable(q.metric, LEARNERS[learner], spec):
+        needs = "rating estimates" if spec.task == "recommendation" else "class probabilities"
         raise DataleverError(
-            f"{metric.name} needs rating estimates, but {learner} does not estimate ratings.",
-            "ask about a ranking metric such as ndcg@10, or a rating learner such as biased_mf.",
+            f"{metric.name} needs {needs}, which {learner} does not give.",
+            "ask about another metric (such as ndcg@10 or accuracy), or about a learner that "
+            f"gives {needs}.",
         )
 
 

@@ -199,8 +199,8 @@ def _print_summary(
     confidence: float = 0.95,
 ) -> None:
     from datalever.analysis import summarise
-    from datalever.metrics import parse_metric
     from datalever.report import render_summary, summary_records
+    from datalever.tasks import parse_metric
 
     summary = summarise(_run_results(store, run_id), confidence=confidence)
     if metric:
@@ -645,7 +645,11 @@ def data_fetch(
 ) -> None:
     """Download a dataset (with checksum verification) into the cache."""
     from datalever.data.registry import fetch_dataset
+    from datalever.tasks.classify.data import EMBEDDED
 
+    if name in EMBEDDED:
+        console.print(f"{name} ships with datalever's dependencies; there is nothing to fetch.")
+        return
     where = fetch_dataset(name, source=source, path=path)
     console.print(f"{name} is ready in {where}")
 
@@ -665,7 +669,15 @@ def data_info(
     """Counts of contributors, items and records, and the attributes available for groups."""
     from datalever.data.registry import load_dataset
     from datalever.data.tabular import load_table
+    from datalever.tasks import task_of_data
+    from datalever.tasks.classify.data import EMBEDDED, load_examples_table
 
+    mapping = _column_mapping(columns) if columns is not None else None
+    if task_of_data(name, mapping) == "classification":
+        examples = load_examples_table(name, mapping) if mapping else EMBEDDED[name]()
+        _print_notes(examples)
+        _print_examples_info(examples)
+        return
     if columns is not None:
         d = load_table(name, _column_mapping(columns), name=name)
     else:
@@ -687,6 +699,21 @@ def data_info(
         console.print(f"  genres: {', '.join(genres)}")
 
 
+def _print_examples_info(d) -> None:
+    """Counts of a classification dataset: examples, contributors, features and classes."""
+    console.print(Text.assemble((d.name, "bold"), f"  (checksum {d.checksum()})"))
+    console.print(f"  examples:     {len(d):,}")
+    console.print(f"  contributors: {d.n_contributors:,}")
+    console.print(
+        f"  features:     {d.n_features:,}" + (f" ({d.vectoriser})" if d.vectoriser else "")
+    )
+    counts = d.records["label"].value_counts().sort_index()
+    shown = ", ".join(f"{d.class_names[k]} ({v})" for k, v in counts.items())
+    console.print(f"  classes:      {d.n_classes} — {shown}")
+    for col in d.contributors.columns:
+        console.print(f"  group by {col}: e.g. {col}:{d.contributors[col].iloc[0]}")
+
+
 def _print_notes(data) -> None:
     """What loading the data decided on the user's behalf (duplicates dropped, say)."""
     for note in data.notes:
@@ -697,6 +724,9 @@ def _column_mapping(text: str) -> dict[str, str]:
     """``user=a,item=b`` as a dictionary, with a clear error for anything else."""
     mapping: dict[str, str] = {}
     for part in text.split(","):
+        if "=" not in part and mapping.get("features") and list(mapping)[-1] == "features":
+            mapping["features"] += "," + part.strip()  # features=a,b,c lists several columns
+            continue
         ours, sep, theirs = part.partition("=")
         if not sep or not ours.strip() or not theirs.strip():
             raise DataleverError(

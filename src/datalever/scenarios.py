@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datalever.collectives import Collective, group_file
-from datalever.learners import LEARNERS, make_learner
 from datalever.levers import Lever, make_lever
 from datalever.metrics.evaluation import EVALUATION_VERSION
 from datalever.spec import Spec
+from datalever.tasks import LEARNERS, make_learner
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from pydantic import (
 )
 
 from datalever.errors import DataleverError
-from datalever.metrics import parse_metric
+from datalever.tasks import parse_metric, task_of_data
 
 EvalGroup = Literal[
     "everyone", "participants", "non-participants", "like-participants", "non-members"
@@ -84,8 +84,23 @@ class DataSpec(_Strict):
         min_length=1, max_length=4096, description="A catalogue name (movielens-100k) or a path."
     )
     columns: dict[str, str] | None = Field(
-        default=None, description="For CSV/Parquet: our column name → the file's."
+        default=None,
+        description="For CSV/Parquet: our column name → the file's (user, item, rating for "
+        "ratings; label, contributor, features or text for labelled examples).",
     )
+    vectoriser: str | None = Field(
+        default=None,
+        max_length=40,
+        exclude_if=lambda v: v is None,
+        description="How a text column becomes features: hashing or hashing:N.",
+    )
+
+    @field_validator("vectoriser")
+    @classmethod
+    def _known_vectoriser(cls, name: str | None) -> str | None:
+        from datalever.tasks.classify.data import vectoriser_features
+
+        return name if name is None else _validated(vectoriser_features, name)
 
 
 class ProtocolSpec(_Strict):
@@ -269,6 +284,32 @@ class Spec(_Strict):
         "(set when a spec is read from a file; not part of run ids or scenario keys).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw: Any) -> Any:
+        """A spec that names no metrics or reference learner gets its task family's (those of
+        recommendation are the field defaults, so recommendation specs read as they always
+        did)."""
+        from datalever.tasks import TASKS
+
+        if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+            return raw
+        data = raw["data"]
+        dataset, columns = data.get("dataset"), data.get("columns")
+        if not isinstance(dataset, str) or not (columns is None or isinstance(columns, dict)):
+            return raw
+        task = TASKS[task_of_data(dataset, columns)]
+        evaluation = raw.get("evaluation", {})
+        if task.name == "recommendation" or not isinstance(evaluation, dict):
+            return raw
+        filled = {"metrics": list(task.default_metrics), "reference": task.default_reference}
+        return {**raw, "evaluation": {**filled, **evaluation}}
+
+    @property
+    def task(self) -> str:
+        """The task family of the spec's data: recommendation or classification."""
+        return task_of_data(self.data.dataset, self.data.columns)
+
     def all_levers(self) -> list[LeverSpec]:
         """The levers the spec runs: its ``[[levers]]``, or its one ``[lever]``."""
         return list(self.levers) if self.levers else [self.lever]
@@ -342,8 +383,8 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
             f"{source} names no collectives.",
             "give [collectives] sizes = [0.1, 0.5], counts = [...], or groups = [...].",
         )
-    from datalever.learners import LEARNERS, check_learner
     from datalever.levers import lever_class
+    from datalever.tasks import LEARNERS, check_learner
 
     if isinstance(raw, dict) and "lever" in raw and "levers" in raw:
         raise DataleverError(
@@ -387,18 +428,24 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
                 "add it to [evaluation] metrics.",
             )
 
+    task = spec.task
     for learner in spec.learners + [LearnerSpec(name=spec.evaluation.reference)]:
         if stored:
             if learner.name not in LEARNERS:
-                check_learner(learner.name, {})
+                check_learner(learner.name, {}, task)
         else:
-            check_learner(learner.name, learner.params())
+            check_learner(learner.name, learner.params(), task)
     names = [ls.name for ls in spec.learners]
     if len(set(names)) < len(names):
         raise DataleverError(
             f"{source} lists a learner more than once ({', '.join(sorted(set(names)))}).",
             "give each learner once; to compare settings of one learner, run one spec each.",
         )
+    for metric in spec.evaluation.metrics + ([q.metric] if q is not None else []):
+        try:
+            parse_metric(metric, task)
+        except DataleverError as e:
+            raise DataleverError(f"{source}: {e.problem}", e.fix) from None
     _check_metrics_computable(spec, source)
     if not stored:
         _check_plan_size(spec, source)
@@ -414,7 +461,7 @@ def planned_scenarios(spec: Spec) -> int:
         + len({n for n in c.counts if n > 0})
         + len(set(c.groups))
     )
-    n_folds = spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1
+    n_folds = spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1  # both tasks
     folds = min(n_folds, spec.protocol.run_folds or n_folds)
     return len(spec.learners) * folds * (1 + len(spec.all_levers()) * collectives * c.samples)
 
@@ -434,22 +481,28 @@ def _check_plan_size(spec: Spec, source: str) -> None:
 
 
 def _check_metrics_computable(spec: Spec, source: str) -> None:
-    """Rating metrics need rating estimates: a rating learner under the data-strikes protocol."""
-    from datalever.learners import LEARNERS
+    """Every metric must be one that some learner of the spec can be judged on under its
+    protocol (RMSE needs rating estimates under the data-strikes protocol; log-loss needs
+    class probabilities)."""
+    from datalever.tasks import LEARNERS, TASKS
 
-    rating_metrics = [m for m in spec.evaluation.metrics if parse_metric(m).needs_ratings]
-    if rating_metrics and spec.protocol.kind == "holdout":
+    task = TASKS[spec.task]
+    learners = [LEARNERS[ls.name] for ls in spec.learners if ls.name in LEARNERS]
+    for metric in spec.evaluation.metrics:
+        if any(task.computable(metric, learner, spec) for learner in learners):
+            continue
+        if task.name == "recommendation" and spec.protocol.kind == "holdout":
+            raise DataleverError(
+                f"{source} asks for {metric} under the holdout protocol, which judges top-N "
+                "lists, not rating estimates.",
+                "drop it, or use the data-strikes protocol.",
+            )
         raise DataleverError(
-            f"{source} asks for {', '.join(rating_metrics)} under the holdout protocol, which "
-            "judges top-N lists, not rating estimates.",
-            "drop them, or use the data-strikes protocol.",
-        )
-    raters = [ls.name for ls in spec.learners if LEARNERS[ls.name].predicts_ratings]
-    if len(rating_metrics) == len(spec.evaluation.metrics) and not raters:
-        raise DataleverError(
-            f"{source} asks only for {', '.join(rating_metrics)}, but none of its learners "
-            "estimates ratings.",
-            "add a ranking metric such as ndcg@10, or a rating learner such as biased_mf.",
+            f"{source} asks for {metric}, which none of its learners "
+            f"({', '.join(ls.name for ls in spec.learners)}) can be judged on: it needs "
+            + ("rating estimates." if task.name == "recommendation" else "class probabilities."),
+            "drop the metric, or add a learner that can be judged on it"
+            + (" (such as biased_mf)." if task.name == "recommendation" else " (such as lda)."),
         )
 
 

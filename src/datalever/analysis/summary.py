@@ -16,7 +16,7 @@ import pandas as pd
 
 from datalever.analysis.statistics import gap_note, gap_share, mean_ci, paired_test
 from datalever.errors import DataleverError
-from datalever.metrics import parse_metric
+from datalever.tasks import parse_metric
 
 KEYS = [
     "learner",

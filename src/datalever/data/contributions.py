@@ -46,6 +46,9 @@ class TrainingSet:
             self.rating_scale,
         )
 
+    def digest_parts(self) -> tuple[np.ndarray | str, ...]:
+        return (self.users, self.items, self.ratings, f"{self.n_users}|{self.n_items}")
+
     def concat(self, other: TrainingSet) -> TrainingSet:
         return TrainingSet(
             np.concatenate([self.users, other.users]),
@@ -78,6 +81,8 @@ class Contributions:
     #: command line prints these lines.
     notes: list[str] = field(default_factory=list)
 
+    task = "recommendation"
+
     @property
     def n_contributors(self) -> int:
         return len(self.contributor_ids)
@@ -85,6 +90,11 @@ class Contributions:
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
+
+    @property
+    def width(self) -> int:
+        """The dimension beside the records that learners' state grows with: items."""
+        return self.n_items
 
     def __len__(self) -> int:
         return len(self.records)

@@ -238,28 +238,44 @@ def load_table(
     records keep the latest (see :meth:`Contributions.from_frames`).
     """
     path = regular_file(user_path(path, "data file", "give the path of a table."), "data file")
+    fmt, sep, found = table_header(path, sep)
+    mapping = _resolve(columns, found, path)
+    usecols = list(mapping.values())
+    df = read_table(path, fmt, sep, found, usecols)
+    ratings = df[usecols].copy()
+    ratings.columns = list(mapping)
+    ratings = ratings[[f for f in FIELDS if f in mapping]]
+    name = name or path.name.split(".")[0] or path.name
+    return Contributions.from_frames(
+        name, ratings, None, None, rating_scale, source=str(path), column_names=mapping
+    )
+
+
+def table_header(path: Path, sep: str | None = None) -> tuple[str, str | None, list[str]]:
+    """A table's format, separator (from the suffix, or sniffed for .txt) and column names,
+    read without loading the data."""
     fmt = table_format(path)
     if fmt == "csv" and sep is None:
         suffixes = [s.lower() for s in path.suffixes if s.lower() not in COMPRESSION_SUFFIXES]
         sep = CSV_SUFFIXES.get(suffixes[-1] if suffixes else ".csv")
     found, sep = _file_columns(path, fmt, sep)
-    mapping = _resolve(columns, found, path)
-    usecols = list(mapping.values())
+    return fmt, sep, found
+
+
+def read_table(
+    path: Path, fmt: str, sep: str | None, found: list[str], usecols: list[str]
+) -> pd.DataFrame:
+    """The columns ``usecols`` of a table whose header :func:`table_header` read; every
+    problem with the file is a :class:`DataleverError`."""
     try:
         if fmt == "parquet":
-            df = _read_parquet(path, usecols)
-        else:
-            with open_capped(path) as handle, warnings.catch_warnings():
-                # All columns named, so a row with more fields than the header is an error
-                # instead of being cut short or shifting the columns.
-                warnings.simplefilter("error", pd.errors.ParserWarning)
-                df = pd.read_csv(
-                    handle,
-                    sep=sep,
-                    names=found,
-                    header=0,
-                    index_col=False,
-                )
+            return _read_parquet(path, usecols)
+        with open_capped(path) as handle, warnings.catch_warnings():
+            # All columns named, so a row with more fields than the header is an error
+            # instead of being cut short or shifting the columns.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(handle, sep=sep, names=found, header=0, index_col=False)
+        return df[usecols]
     except DataleverError:
         raise
     except UnicodeDecodeError as exc:
@@ -276,13 +292,6 @@ def load_table(
         ) from None
     except READ_ERRORS as exc:
         raise _read_error(path, fmt, exc) from None
-    ratings = df[usecols].copy()
-    ratings.columns = list(mapping)
-    ratings = ratings[[f for f in FIELDS if f in mapping]]
-    name = name or path.name.split(".")[0] or path.name
-    return Contributions.from_frames(
-        name, ratings, None, None, rating_scale, source=str(path), column_names=mapping
-    )
 
 
 def _read_parquet(path: Path, usecols: list[str]) -> pd.DataFrame:

@@ -37,13 +37,13 @@ from multiprocessing.connection import wait as wait_ready
 
 from threadpoolctl import threadpool_limits
 
-from datalever.data.contributions import Contributions
-from datalever.engine.scenario_eval import FoldContext, make_protocol
+from datalever.core.task import Dataset as Contributions
+from datalever.engine.scenario_eval import FoldContext, spec_folds
 from datalever.errors import DataleverError
-from datalever.learners import make_learner
 from datalever.scenarios import Scenario
 from datalever.spec import Spec
 from datalever.store import ScenarioResult
+from datalever.tasks import make_learner
 
 # What the fork server imports once, so that each worker forked from it starts ready.
 _PRELOAD = ["datalever.engine.executor"]
@@ -214,7 +214,7 @@ def _run_batch(
         _WORKER.update(
             fingerprint=fingerprint,
             contexts=OrderedDict(),
-            folds=make_protocol(spec).folds(data, spec.seed),
+            folds=spec_folds(spec, data),
         )
     contexts: OrderedDict = _WORKER["contexts"]
     key = (learner_index, fold_index)

@@ -13,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from datalever.collectives import group_members
-from datalever.data.contributions import Contributions
+from datalever.core.learner import Learner
+from datalever.core.task import Dataset
 from datalever.engine.executor import Executor
 from datalever.errors import DataleverError
-from datalever.learners import Learner, make_learner
+from datalever.levers import make_lever
 from datalever.scenarios import Scenario, plan
 from datalever.spec import Spec
 from datalever.store import ResultsStore, ScenarioResult, claim_owner
+from datalever.tasks import load_data, make_learner
 
 PATHS = ("auto", "plain")
 MAX_JOBS = 1024
@@ -47,15 +49,9 @@ class RunReport:
     """Of ``n_already_done``, those a concurrent run stored while this one worked."""
 
 
-def load_spec_data(spec: Spec) -> Contributions:
-    """The spec's dataset: a catalogue name, or a path taken from the spec's folder."""
-    from datalever.data.registry import load_dataset, resolve_name
-    from datalever.data.tabular import load_table
-
-    dataset = spec.data.dataset
-    if spec.data.columns:
-        return load_table(spec.path(dataset), spec.data.columns, name=dataset)
-    return load_dataset(dataset if resolve_name(dataset) else spec.path(dataset))
+def load_spec_data(spec: Spec) -> Dataset:
+    """The spec's dataset, as its task family loads it (paths taken from the spec's folder)."""
+    return load_data(spec)
 
 
 def _batches(
@@ -122,7 +118,7 @@ def run_spec(
     spec: Spec,
     store: ResultsStore,
     *,
-    data: Contributions | None = None,
+    data: Dataset | None = None,
     jobs: int = 1,
     path: str = "auto",
     on_progress: Callable[[int, int], None] | None = None,
@@ -231,13 +227,15 @@ def _claim_chunk(jobs: int, learners: list[Learner]) -> int:
 Checked = tuple[str, list[Scenario], list[Learner]]
 
 
-def check_runnable(spec: Spec, data: Contributions, path: str = "auto", jobs: int = 1) -> Checked:
+def check_runnable(spec: Spec, data: Dataset, path: str = "auto", jobs: int = 1) -> Checked:
     """Everything that can refuse a run, checked without writing anything: the fitting path,
     the collectives against the data, the plan, the learners and the memory they need. Returns
     the data's checksum, the planned scenarios and the built learners."""
     if path not in PATHS:
         raise DataleverError(f"Unknown fitting path {path!r}.", f"use one of: {', '.join(PATHS)}.")
     check_collectives(spec, data)
+    for lever in spec.all_levers():
+        make_lever(lever.kind, lever.params()).check(data)
     checksum = data.checksum()
     scenarios = plan(spec, checksum, path)
     learners = [make_learner(ls.name, ls.params()) for ls in spec.learners]
@@ -254,10 +252,10 @@ def memory_limit() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_memory(learners: list[Learner], data: Contributions, jobs: int = 1) -> None:
+def check_memory(learners: list[Learner], data: Dataset, jobs: int = 1) -> None:
     """Refuse a run whose learners would not fit in memory: each of ``jobs`` processes holds up
     to two fold contexts of one learner at a time, each about the learner's estimate."""
-    users, items, records = data.n_contributors, data.n_items, len(data)
+    users, items, records = data.n_contributors, data.width, len(data)
     need = max(learner.memory_bytes(users, items, records) for learner in learners)
     total = 2 * need * max(1, jobs)
     limit = memory_limit()
@@ -265,21 +263,23 @@ def check_memory(learners: list[Learner], data: Contributions, jobs: int = 1) ->
         worst = max(learners, key=lambda le: le.memory_bytes(users, items, records))
         gib = 2**30
         raise DataleverError(
-            f"This run would need about {total / gib:,.1f} GiB ({worst.name} on {users:,} users "
-            f"and {items:,} items, {max(1, jobs)} process(es) holding two folds each), more "
+            f"This run would need about {total / gib:,.1f} GiB ({worst.name} on {users:,} "
+            f"contributors and a width of {items:,} (items or features), {max(1, jobs)} "
+            "process(es) holding two folds each), more "
             f"than the {limit / gib:,.1f} GiB available.",
             "use fewer --jobs, a smaller dataset or another learner; if the estimate is too "
             "cautious, set DATALEVER_MAX_MEMORY (bytes) to allow it.",
         )
 
 
-def check_collectives(spec: Spec, data: Contributions) -> None:
+def check_collectives(spec: Spec, data: Dataset) -> None:
     """Fail before anything runs if a group selects nobody or a count exceeds the users."""
     for group in spec.collectives.groups:
         group_members(data, group, spec.folder)
     too_many = [c for c in spec.collectives.counts if c > data.n_contributors]
     if too_many:
         raise DataleverError(
-            f"Collective counts {too_many} exceed the {data.n_contributors} users of {data.name}.",
-            "use smaller counts, or sizes as fractions of users.",
+            f"Collective counts {too_many} exceed the {data.n_contributors} contributors of "
+            f"{data.name}.",
+            "use smaller counts, or sizes as fractions of contributors.",
         )

@@ -1,9 +1,10 @@
 """Fit and judge the scenarios of one (learner, fold) pair.
 
-A :class:`FoldContext` holds what every scenario of the pair shares: the fold's training and
-held-out records, and the no-action evaluations of the learner and of the reference learner
-(the baseline for paired changes and for the share of the gap). It is built once per worker
-process and reused for every batch of scenarios it is handed.
+A :class:`FoldContext` holds what every scenario of the pair shares: the fold's base training
+set, the task's judge of the fold, and the no-action evaluations of the learner and of the
+reference learner (the baseline for paired changes and for the share of the gap). It is built
+once per worker process and reused for every batch of scenarios it is handed. Nothing here
+knows the task: records, models and metrics come from the spec's task family.
 """
 
 from __future__ import annotations
@@ -18,22 +19,13 @@ from datetime import UTC, datetime
 import numpy as np
 
 from datalever.collectives import draw
-from datalever.data.contributions import Contributions, TrainingSet
-from datalever.learners import LEARNERS, Learner, make_learner
-from datalever.learners.base import Delta, FastPath, Model, fit_scenarios
-from datalever.metrics import (
-    Evaluation,
-    HeldOut,
-    Metric,
-    RatingsTask,
-    TopNTask,
-    group_value,
-    parse_metric,
-)
-from datalever.protocols import DataStrikesProtocol, Fold, HoldoutProtocol, Protocol
+from datalever.core.delta import Delta, Records
+from datalever.core.learner import FastPath, Learner, fit_scenarios
+from datalever.core.task import Dataset, Fold, Judge, MetricValues
 from datalever.scenarios import Scenario
 from datalever.spec import Spec
 from datalever.store import ScenarioResult
+from datalever.tasks import LEARNERS, make_learner, parse_metric, task_of
 
 
 def learner_params(spec: Spec, learner) -> dict:
@@ -46,35 +38,38 @@ def learner_params(spec: Spec, learner) -> dict:
     return params
 
 
-def make_protocol(spec: Spec) -> Protocol:
-    p = spec.protocol
-    if p.kind == "data-strikes":
-        return DataStrikesProtocol(n_folds=p.folds)
-    return HoldoutProtocol(test_fraction=p.test_fraction)
+def spec_folds(spec: Spec, data: Dataset) -> list[Fold]:
+    """The folds of the spec's protocol on ``data``, as its task family splits them."""
+    return task_of(spec).folds(spec, data)
+
+
+Values = dict[str, MetricValues]
 
 
 @dataclass
 class FoldContext:
     spec: Spec
-    data: Contributions
+    data: Dataset
     fold: Fold
     learner: Learner
-    metrics: list[Metric]
-    baseline: dict[str, tuple[np.ndarray, np.ndarray]]
-    reference: dict[str, tuple[np.ndarray, np.ndarray]]
+    judge: Judge
+    metrics: list[str]
+    baseline: Values
+    reference: Values
     fast: FastPath | None = None
     path: str = "plain"
 
     @classmethod
     def build(
-        cls, spec: Spec, data: Contributions, fold: Fold, learner_index: int, path: str = "auto"
+        cls, spec: Spec, data: Dataset, fold: Fold, learner_index: int, path: str = "auto"
     ) -> FoldContext:
         ls = spec.learners[learner_index]
         learner = make_learner(ls.name, learner_params(spec, ls))
-        metrics = [parse_metric(m) for m in spec.evaluation.metrics]
-        if not learner.predicts_ratings or spec.protocol.kind == "holdout":
-            metrics = [m for m in metrics if not m.needs_ratings]
-        ctx = cls(spec, data, fold, learner, metrics, {}, {})
+        task = task_of(spec)
+        metrics = list(
+            dict.fromkeys(parse_metric(m, task.name).name for m in spec.evaluation.metrics)
+        )
+        ctx = cls(spec, data, fold, learner, task.judge(spec, data, fold), metrics, {}, {})
         base = ctx.base_training_set()
         if path == "auto":
             ctx.fast = learner.fast_path(base)
@@ -82,66 +77,24 @@ class FoldContext:
         # The no-action model through the same path as the scenarios paired with it.
         no_action = Delta(np.zeros(0, dtype=np.int64))
         (model,) = fit_scenarios(learner, base, [no_action], ctx.fast)
-        ctx.baseline = ctx.per_user(ctx.evaluate(model))
+        ctx.baseline = ctx.judge.evaluate(model, learner)
         reference = make_learner(spec.evaluation.reference)
-        ctx.reference = ctx.per_user(ctx.evaluate(reference.fit(base), reference.predicts_ratings))
+        ctx.reference = ctx.judge.evaluate(reference.fit(base), reference)
         return ctx
 
     # The fold's records are cut from the data once and shared by every scenario of the fold.
     @functools.cached_property
-    def _base(self) -> TrainingSet:
+    def _base(self) -> Records:
         return self.data.training_set(self.fold.train)
 
-    @functools.cached_property
-    def _held_out(self) -> HeldOut:
-        ts = self.data.training_set(self.fold.test)
-        return HeldOut(ts.users, ts.items, ts.ratings, ts.n_users)
-
-    def base_training_set(self) -> TrainingSet:
+    def base_training_set(self) -> Records:
         return self._base
-
-    def held_out(self) -> HeldOut:
-        return self._held_out
-
-    def evaluate(self, model: Model, predicts_ratings: bool | None = None) -> Evaluation:
-        if self.spec.protocol.kind == "data-strikes":
-            errors = self.learner.predicts_ratings if predicts_ratings is None else predicts_ratings
-            return self._ratings.evaluate(model, errors)
-        return self._topn.evaluate(model)
 
     @functools.cached_property
     def _has_test(self) -> np.ndarray:
         """Which contributors have held-out records in this fold."""
         contributors = self.data.records["contributor"].to_numpy()[self.fold.test]
         return np.bincount(contributors, minlength=self.data.n_contributors) > 0
-
-    # The judging of the fold is prepared once; ties are broken in one order per fold.
-    @property
-    def _tie_seed(self) -> int:
-        return hash_seed(self.spec.seed, self.fold.index)
-
-    @functools.cached_property
-    def _ratings(self) -> RatingsTask:
-        return RatingsTask(self.held_out(), self.spec.protocol.relevance_threshold, self._tie_seed)
-
-    @functools.cached_property
-    def _topn(self) -> TopNTask:
-        base = self.base_training_set()
-        return TopNTask(
-            self.held_out(),
-            base.users,
-            base.items,
-            self.spec.protocol.list_length,
-            tie_seed=self._tie_seed,
-        )
-
-    def per_user(self, ev: Evaluation) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        out = {}
-        for m in self.metrics:
-            if m.needs_ratings and ev.sq_error is None:
-                continue
-            out[m.name] = m.per_user(ev)
-        return out
 
     def run(self, batch: list[Scenario]) -> list[ScenarioResult]:
         """Fit and judge a batch of scenarios of this (learner, fold)."""
@@ -170,7 +123,8 @@ class FoldContext:
             self.learner, self.base_training_set(), [deltas[i] for i in first.values()], self.fast
         )
         judged = {
-            fp: self.per_user(self.evaluate(model)) for fp, model in zip(first, models, strict=True)
+            fp: self.judge.evaluate(model, self.learner)
+            for fp, model in zip(first, models, strict=True)
         }
         values = [
             self.baseline if delta.is_empty else judged[fp]
@@ -210,17 +164,18 @@ class FoldContext:
         rows = []
         for name, members in groups.items():
             for m in self.metrics:
-                if m.name not in values:
+                if m not in values:
                     continue
+                reference = self.reference.get(m)
                 rows.append(
                     {
                         "eval_group": name,
-                        "metric": m.name,
-                        "value": _group(m, values[m.name], members, everyone),
-                        "baseline": _group(m, self.baseline[m.name], members, everyone),
-                        "reference": _group(m, self.reference[m.name], members, everyone)
-                        if m.name in self.reference
-                        else None,
+                        "metric": m,
+                        "value": _nan_to_none(values[m].over(members, everyone)),
+                        "baseline": _nan_to_none(self.baseline[m].over(members, everyone)),
+                        "reference": None
+                        if reference is None
+                        else _nan_to_none(reference.over(members, everyone)),
                         "n_users": int((members & has_test).sum()),
                     }
                 )
@@ -245,15 +200,6 @@ def scenario_row(sc: Scenario, n_participants: int, seconds: float, path: str) -
         "seconds": seconds,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def hash_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
-
-
-def _group(metric, per_user, members: np.ndarray, everyone: np.ndarray) -> float | None:
-    """The metric over ``members``; shares are of everyone the service still serves."""
-    return _nan_to_none(group_value(metric, *per_user, members, everyone))
 
 
 def _nan_to_none(x: float) -> float | None:

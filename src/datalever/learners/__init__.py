@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from datalever.core.config import LearnerConfig, show
 from datalever.errors import DataleverError
 from datalever.learners.base import Delta, Learner, Model
 from datalever.learners.baselines import GlobalMean, ItemMean, Popularity
-from datalever.learners.config import LearnerConfig, show
 from datalever.learners.ease import EASE
 from datalever.learners.knn import ItemKNN, UserKNN
 from datalever.learners.knn_centered import CenteredItemKNN

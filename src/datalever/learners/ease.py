@@ -17,9 +17,9 @@ import scipy.sparse as sp
 from pydantic import Field
 from scipy.linalg import blas, lapack
 
+from datalever.core.config import LearnerConfig
 from datalever.data.contributions import TrainingSet
 from datalever.learners.base import Delta, FastPath, Learner, Model
-from datalever.learners.config import LearnerConfig
 from datalever.learners.knn import UserRows, add_products
 
 #: Largest number of gathered ``B`` entries per predict chunk, to bound memory.

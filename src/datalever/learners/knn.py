@@ -45,11 +45,11 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from datalever.core.config import LearnerConfig
 from datalever.data.contributions import TrainingSet
 from datalever.errors import DataleverError
 from datalever.learners.base import Delta, FastPath, Learner, Model
 from datalever.learners.baselines import RecordTotals, removed_positions
-from datalever.learners.config import LearnerConfig
 from datalever.learners.parallel import parallel_kernel
 
 Similarity = Literal["msd", "cosine"]

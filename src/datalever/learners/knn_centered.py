@@ -28,9 +28,9 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from datalever.core.config import LearnerConfig
 from datalever.data.contributions import TrainingSet
 from datalever.learners.base import Learner, Model
-from datalever.learners.config import LearnerConfig
 from datalever.learners.knn import MAX_NEIGHBOURS, Candidates, neighbour_grid
 from datalever.learners.parallel import parallel_kernel
 

@@ -50,10 +50,10 @@ import numba
 import numpy as np
 from pydantic import Field, model_validator
 
+from datalever.core.config import MAX_SEED, LearnerConfig
 from datalever.data.contributions import TrainingSet
 from datalever.learners import mf_torch
 from datalever.learners.base import Delta, FastPath, Learner, Model
-from datalever.learners.config import MAX_SEED, LearnerConfig
 from datalever.learners.parallel import parallel_kernel
 
 #: Let LLVM reorder and vectorise floating-point arithmetic in the kernel (the factor dot

@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from datalever.data.contributions import Contributions
-from datalever.learners.base import Delta
-from datalever.learners.config import LearnerConfig
+from datalever.core.config import LearnerConfig
+from datalever.core.delta import Delta
+from datalever.core.task import Dataset
 
 
 class LeverConfig(LearnerConfig):
@@ -44,13 +44,17 @@ class Lever(ABC):
     @abstractmethod
     def delta(
         self,
-        data: Contributions,
+        data: Dataset,
         participants: np.ndarray,
         rng: np.random.Generator,
         train_positions: np.ndarray,
     ) -> Delta:
         """The change the collective ``participants`` makes to a fold's training set (the
         records at ``train_positions`` of ``data``); ``rng`` draws any random choice."""
+
+    def check(self, data: Dataset) -> None:  # noqa: B027 - a hook; most levers fit any data
+        """Refuse, before anything runs, parameters that do not fit ``data`` (an unknown
+        target class, an attack for another task family). Nothing to check by default."""
 
     def params(self) -> dict[str, Any]:
         """The constructor parameters, recorded with every result."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from datalever.data.contributions import Contributions
-from datalever.learners.base import Delta
+from datalever.core.delta import Delta
+from datalever.core.task import Dataset
 from datalever.levers.base import Lever, LeverConfig
 
 
@@ -33,7 +33,7 @@ class Strike(Lever):
         self.fraction: float = self.configure(fraction=fraction).fraction
 
     def withheld(
-        self, data: Contributions, participants: np.ndarray, rng: np.random.Generator
+        self, data: Dataset, participants: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         """A boolean mask over all records: those the participants withhold."""
         users = data.records["contributor"].to_numpy()
@@ -55,7 +55,7 @@ class Strike(Lever):
 
     def delta(
         self,
-        data: Contributions,
+        data: Dataset,
         participants: np.ndarray,
         rng: np.random.Generator,
         train_positions: np.ndarray,

@@ -20,16 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datalever.core.task import Fold
 from datalever.data.contributions import Contributions
-
-
-@dataclass(frozen=True)
-class Fold:
-    """One fold: positions of training and held-out records in the dataset."""
-
-    index: int
-    train: np.ndarray
-    test: np.ndarray
 
 
 class Protocol:

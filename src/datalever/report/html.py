@@ -18,11 +18,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from datalever.analysis import summarise
 from datalever.analysis.statistics import set_back_to, targeted_effect
 from datalever.analysis.summary import per_sample
-from datalever.metrics import parse_metric
 from datalever.report.plots import leverage_curve_svg
 from datalever.report.terminal import CI_METHODS, footnotes
 from datalever.spec import Spec
 from datalever.store import ResultsStore
+from datalever.tasks import parse_metric
 
 PACKAGES = ("datalever", "numpy", "scipy", "pandas", "numba", "sqlalchemy", "matplotlib")
 
@@ -221,7 +221,7 @@ def provenance(inputs: ReportInputs) -> dict:
 
 def _metric_order(spec: Spec, summary: pd.DataFrame) -> list[str]:
     """Metrics in the order the spec lists them (the first is the headline)."""
-    from datalever.metrics import parse_metric
+    from datalever.tasks import parse_metric
 
     present = set(summary["metric"])
     return [

@@ -1,0 +1,121 @@
+"""The task families and the catalogues specs name things from.
+
+Each family (:class:`~datalever.core.task.Task`) brings its learners, protocols and metrics;
+this module joins their catalogues so a spec can name any of them, and tells which family a
+spec's data belongs to. Adding a family is one package plus one line in :data:`TASKS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from datalever.core.config import LearnerConfig, show
+from datalever.core.learner import Learner
+from datalever.core.task import MetricName, Task
+from datalever.errors import DataleverError
+from datalever.tasks.classify.data import EMBEDDED as _EMBEDDED_EXAMPLES
+from datalever.tasks.classify.task import ClassificationTask
+from datalever.tasks.recsys import RecommendationTask
+
+if TYPE_CHECKING:
+    from datalever.core.task import Dataset
+    from datalever.spec import Spec
+
+TASKS: dict[str, Task] = {t.name: t for t in (RecommendationTask(), ClassificationTask())}
+
+#: Every learner of every family, by the name specs use (names are unique across families).
+LEARNERS: dict[str, type[Learner]] = {
+    name: cls for task in TASKS.values() for name, cls in task.learners.items()
+}
+
+#: Embedded datasets (no download) and the family each belongs to.
+EMBEDDED_TASK = {name: "classification" for name in _EMBEDDED_EXAMPLES}
+
+
+def task_of_data(dataset: str, columns: Mapping[str, str] | None) -> str:
+    """The family a spec's ``[data]`` belongs to: an embedded dataset's own, classification
+    for a table mapped with a ``label`` column, recommendation otherwise."""
+    if not columns and dataset in EMBEDDED_TASK:
+        return EMBEDDED_TASK[dataset]
+    if columns and "label" in columns:
+        return "classification"
+    return "recommendation"
+
+
+def task_of(spec: Spec) -> Task:
+    return TASKS[spec.task]
+
+
+def load_data(spec: Spec) -> Dataset:
+    """The spec's dataset, loaded by its task family (paths taken from the spec's folder)."""
+    return task_of(spec).load(spec)
+
+
+def check_learner(name: str, params: Mapping[str, Any], task: str | None = None) -> LearnerConfig:
+    """The learner's parameters checked by its typed config, before anything runs: an unknown
+    learner, a learner of another task family, or a bad parameter is refused with one
+    paragraph naming the learner, the parameter, the value and what it accepts."""
+    if not isinstance(name, str) or name not in LEARNERS:
+        known = TASKS[task].learners if task else LEARNERS
+        raise DataleverError(
+            f"Unknown learner {name!r}."
+            if isinstance(name, str)
+            else f"Unknown learner {show(name)}.",
+            f"use one of: {', '.join(sorted(known))}.",
+        )
+    if task is not None and LEARNERS[name].task != task:
+        raise DataleverError(
+            f"The learner {name!r} is a {LEARNERS[name].task} learner, but the spec's data is "
+            f"a {task} dataset.",
+            f"use one of: {', '.join(sorted(TASKS[task].learners))}.",
+        )
+    return LEARNERS[name].Config.check(name, params)
+
+
+def make_learner(name: str, params: Mapping[str, Any] | None = None) -> Learner:
+    """The learner ``name`` built from its checked parameters."""
+    config = check_learner(name, params or {})
+    return LEARNERS[name](**config.model_dump())
+
+
+def parse_metric(name: str, task: str | None = None) -> MetricName:
+    """A metric of ``task`` (of any family when ``None``), or an error listing the known
+    ones."""
+    families = [TASKS[task]] if task else list(TASKS.values())
+    errors: list[DataleverError] = []
+    for family in families:
+        try:
+            return family.parse_metric(name)
+        except DataleverError as exc:
+            errors.append(exc)
+    for family in TASKS.values():  # a metric of another family: say so
+        if task is not None and family.name != task:
+            try:
+                family.parse_metric(name)
+            except DataleverError:
+                continue
+            raise DataleverError(
+                f"The metric {name!r} judges {family.name}, but the spec's data is a {task} "
+                "dataset.",
+                f"use one of: {', '.join(TASKS[task].metric_names())}.",
+            )
+    # A family's own complaint ("ndcg needs a cutoff") says more than "unknown".
+    specific = [e for e in errors if not str(e).startswith("Unknown")]
+    if specific:
+        raise specific[0]
+    known = ", ".join(m for f in families for m in f.metric_names())
+    shown = repr(name)[:40] if isinstance(name, str) else show(name)
+    raise DataleverError(f"Unknown metric {shown}.", f"use one of: {known}.")
+
+
+__all__ = [
+    "LEARNERS",
+    "TASKS",
+    "check_learner",
+    "load_data",
+    "make_learner",
+    "parse_metric",
+    "task_of",
+    "task_of_data",
+]

@@ -1,0 +1,282 @@
+"""Any scikit-learn classifier, named by its import path, as a learner (plain fits only).
+
+The estimator and its keyword arguments are checked when the learner is built, so a spec that
+names a missing class, something that is not a classifier, one whose ``fit`` takes no
+``sample_weight``, or a keyword the class does not have, is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from datalever.core.config import MAX_SEED, LearnerConfig, show
+from datalever.errors import DataleverError
+from datalever.tasks.classify.examples import ExampleSet
+from datalever.tasks.classify.learners.base import Classifier, ClassifierModel
+from datalever.tasks.classify.learners.naive_bayes import UninformedModel
+
+#: The estimator when none is named: a strong, seeded baseline that takes sample weights.
+DEFAULT_ESTIMATOR = "sklearn.ensemble.RandomForestClassifier"
+#: How deep a parameter value may nest lists and tables.
+_MAX_DEPTH = 8
+
+
+class SklearnModel(ClassifierModel):
+    """A fitted scikit-learn classifier whose scores are mapped onto all ``n_classes``
+    columns: the estimator knows only the classes it was fitted on (``classes_``); the
+    others score lowest (probability 0, or ``-inf`` for decision values)."""
+
+    def __init__(self, estimator: Any, n_classes: int, probabilistic: bool) -> None:
+        self.estimator = estimator
+        self.n_classes = n_classes
+        self.probabilistic = probabilistic
+        self.classes = np.asarray(estimator.classes_, dtype=np.int64)
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        if self.probabilistic:
+            present = self.estimator.predict_proba(X)
+            return on_all_classes(present, self.classes, self.n_classes, 0.0)
+        d = np.asarray(self.estimator.decision_function(X), dtype=np.float64)
+        if d.ndim == 1:  # two classes: one value, positive for classes_[1]
+            d = np.column_stack([-d, d])
+        return on_all_classes(d, self.classes, self.n_classes, -np.inf)
+
+
+class OneClassModel(ClassifierModel):
+    """The model of a training set with a single class (scikit-learn's classifiers refuse to
+    fit one): that class scores 1, the others lowest."""
+
+    def __init__(self, label: int, n_classes: int, probabilistic: bool) -> None:
+        self.label, self.n_classes = label, n_classes
+        self.lowest = 0.0 if probabilistic else -np.inf
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        out = np.full((len(X), self.n_classes), self.lowest)
+        out[:, self.label] = 1.0
+        return out
+
+
+def on_all_classes(
+    scores: np.ndarray, classes: np.ndarray, n_classes: int, fill: float
+) -> np.ndarray:
+    """Scores over the fitted ``classes`` as columns of all ``n_classes`` (``fill`` for the
+    others)."""
+    out = np.full((len(scores), n_classes), fill)
+    out[:, classes] = scores
+    return out
+
+
+def fit_estimator(estimator: Any, train: ExampleSet, probabilistic: bool) -> ClassifierModel:
+    """Fit ``estimator`` (a fresh, unfitted instance) on ``train``."""
+    if len(train) == 0:
+        return UninformedModel(train.n_classes, probabilistic)
+    labels = np.unique(train.y)
+    if len(labels) == 1:
+        return OneClassModel(int(labels[0]), train.n_classes, probabilistic)
+    estimator.fit(train.X, train.y)
+    return SklearnModel(estimator, train.n_classes, probabilistic)
+
+
+class SklearnClassifier(Classifier):
+    """A scikit-learn classifier (``estimator``, such as
+    ``"sklearn.ensemble.RandomForestClassifier"``) built with the keyword arguments
+    ``params``. Its scores are ``predict_proba`` when the configured estimator has one, else
+    ``decision_function``.
+
+    ``probabilistic`` depends on the estimator (and, as for ``SVC(probability=...)``, on its
+    parameters), so unlike other classifiers it is set per instance in ``__init__``; the
+    class attribute keeps the family's default, and only instances can be asked.
+    """
+
+    name = "sklearn"
+
+    class Config(LearnerConfig):
+        estimator: str = Field(
+            DEFAULT_ESTIMATOR,
+            max_length=200,
+            pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+            description="The import path of a scikit-learn classifier class.",
+            json_schema_extra={"accepts": f'an import path such as "{DEFAULT_ESTIMATOR}"'},
+        )
+        params: dict[str, Any] | None = Field(
+            None,
+            description="Keyword arguments for the estimator's constructor (numbers, strings, "
+            "booleans, lists and tables); unset: the estimator's defaults.",
+            json_schema_extra={"accepts": "a table of the estimator's keyword arguments"},
+        )
+        seed: int | None = Field(
+            None,
+            ge=0,
+            le=MAX_SEED,
+            description="The estimator's random_state (0 when unset), when it takes one and "
+            "params do not set it; unused otherwise.",
+            json_schema_extra={"accepts": f"an integer from 0 to {MAX_SEED}"},
+        )
+
+    def __init__(
+        self,
+        estimator: str = DEFAULT_ESTIMATOR,
+        params: dict[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        c = self.configure(estimator=estimator, params=params, seed=seed)
+        self.estimator: str = c.estimator
+        # Not ``self.params``, which would hide :meth:`params`.
+        self.estimator_params: dict[str, Any] | None = c.params
+        self.seed: int | None = c.seed
+        self._class = _resolve(self.estimator)
+        _check_params(self.estimator, self._class, self.estimator_params or {})
+        sample = self._build()
+        _check_classifier(self.estimator, sample)
+        self.probabilistic: bool = callable(getattr(sample, "predict_proba", None))  # type: ignore[misc]
+
+    def params(self) -> dict:
+        """The constructor parameters as given (not ``probabilistic``, which follows from
+        them)."""
+        return {"estimator": self.estimator, "params": self.estimator_params, "seed": self.seed}
+
+    def _kwargs(self) -> dict[str, Any]:
+        """The estimator's keyword arguments: ``params``, and ``random_state`` from the seed
+        when the estimator takes one that ``params`` leave unset."""
+        kwargs = dict(self.estimator_params or {})
+        if "random_state" in _signature_names(self._class) and "random_state" not in kwargs:
+            kwargs["random_state"] = 0 if self.seed is None else self.seed
+        return kwargs
+
+    def _build(self) -> Any:
+        try:
+            return self._class(**self._kwargs())
+        except (TypeError, ValueError) as e:
+            raise DataleverError(
+                f"The estimator {self.estimator!r} cannot be built with params "
+                f"{show(self.estimator_params)}: {e}.",
+                "give keyword arguments the estimator accepts.",
+            ) from None
+
+    def fit(self, train: ExampleSet) -> ClassifierModel:
+        return fit_estimator(self._build(), train, self.probabilistic)
+
+
+def _resolve(path: str) -> type:
+    """The class at ``path``, or an error saying what it is instead."""
+    module_name, _, attr = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise DataleverError(
+            f"The estimator {path!r} cannot be found: there is no module {module_name!r}.",
+            'give the full import path of a classifier, such as "sklearn.ensemble.'
+            'RandomForestClassifier" (and install the package that provides it).',
+        ) from None
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise DataleverError(
+            f"The estimator {path!r} cannot be found: {module_name!r} has no {attr!r}.",
+            "check the class name's spelling and case.",
+        )
+    if not inspect.isclass(cls):
+        raise DataleverError(
+            f"The estimator {path!r} is not a class.",
+            "give the import path of a scikit-learn classifier class.",
+        )
+    missing = [m for m in ("fit", "predict") if not callable(getattr(cls, m, None))]
+    if missing:
+        raise DataleverError(
+            f"The estimator {path!r} is not a classifier: it has no {' or '.join(missing)}.",
+            "give the import path of a scikit-learn classifier class.",
+        )
+    try:
+        fit_params = inspect.signature(cls.fit).parameters
+    except (TypeError, ValueError):
+        fit_params = {}
+    if "sample_weight" not in fit_params:
+        raise DataleverError(
+            f"The estimator {path!r} cannot weight its training examples: its fit takes no "
+            "sample_weight.",
+            "use a classifier whose fit accepts sample_weight (such as "
+            "sklearn.ensemble.RandomForestClassifier or sklearn.linear_model."
+            "LogisticRegression).",
+        )
+    return cls
+
+
+def _signature_names(cls: type) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(cls).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
+def _check_params(path: str, cls: type, params: dict[str, Any]) -> None:
+    """Refuse keywords the estimator does not take, and values that are not JSON-like."""
+    accepted = _signature_names(cls)
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    unknown = sorted(k for k in params if k not in accepted)
+    if unknown and not takes_any:
+        known = [n for n, p in accepted.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        raise DataleverError(
+            f"The estimator {path!r} has no parameter(s) {', '.join(map(show, unknown))}.",
+            f"its parameters are: {', '.join(known) or 'none'}.",
+        )
+    for key, value in params.items():
+        if not _json_like(value, 0):
+            raise DataleverError(
+                f"The parameter {key!r} of the estimator {path!r} is {show(value)}, which is "
+                "not a plain value.",
+                "give numbers, strings, booleans, or lists and tables of them.",
+            )
+
+
+def _json_like(value: Any, depth: int) -> bool:
+    if depth > _MAX_DEPTH:
+        return False
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_json_like(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_like(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _check_classifier(path: str, estimator: Any) -> None:
+    """Refuse an estimator that is not a classifier, or whose classes cannot be scored."""
+    from sklearn.base import is_classifier
+
+    try:
+        classifier = is_classifier(estimator)
+    except Exception:  # an object that breaks scikit-learn's own tag lookup
+        classifier = False
+    if not classifier:
+        raise DataleverError(
+            f"The estimator {path!r} is not a scikit-learn classifier (a regressor, "
+            "transformer or something else).",
+            "give the import path of a classifier, such as "
+            '"sklearn.ensemble.RandomForestClassifier".',
+        )
+    # scikit-learn checks parameter values only when fitting; its own check, run now, refuses
+    # a bad value (n_estimators = "x") before any scenario runs.
+    validate = getattr(estimator, "_validate_params", None)
+    if callable(validate):
+        try:
+            validate()
+        except (ValueError, TypeError) as e:
+            raise DataleverError(
+                f"The estimator {path!r} cannot take these params: {e}",
+                "give values its documentation allows.",
+            ) from None
+    scored = ("predict_proba", "decision_function")
+    if not any(callable(getattr(estimator, m, None)) for m in scored):
+        raise DataleverError(
+            f"The estimator {path!r} (with these params) has neither predict_proba nor "
+            "decision_function, so its classes cannot be scored.",
+            "use a classifier that gives class probabilities or decision values.",
+        )

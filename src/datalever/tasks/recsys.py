@@ -1,0 +1,114 @@
+"""The recommendation task family: users rate items; models score (user, item) pairs.
+
+Records are ratings (:class:`~datalever.data.contributions.Contributions`), learners are the
+recommenders of :mod:`datalever.learners`, the protocols are the Data Strikes k-fold split and
+the per-user holdout (:mod:`datalever.protocols`), and the metrics are the ranked-list and
+rating-error metrics of :mod:`datalever.metrics`, each summed per user so that any group of
+users is read from one judging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from datalever.core.learner import Learner, Model
+from datalever.core.task import Dataset, Fold, Judge, MetricValues, Task
+from datalever.data.contributions import Contributions
+from datalever.learners import LEARNERS
+from datalever.metrics import HeldOut, Metric, RatingsTask, TopNTask, group_value, parse_metric
+from datalever.metrics.catalog import _KINDS, _WITH_K
+from datalever.protocols import DataStrikesProtocol, HoldoutProtocol
+
+if TYPE_CHECKING:
+    from datalever.spec import Spec
+
+
+@dataclass(frozen=True)
+class PerUser:
+    """A metric's per-user numerators and denominators: a group's value is the ratio of their
+    sums over its members (see :mod:`datalever.metrics.catalog`)."""
+
+    metric: Metric
+    num: np.ndarray
+    den: np.ndarray
+
+    def over(self, members: np.ndarray, population: np.ndarray) -> float:
+        return group_value(self.metric, self.num, self.den, members, population)
+
+
+def tie_seed(seed: int, fold: int) -> int:
+    """The seed of a fold's tie order: the same for every model judged on the fold."""
+    return int(np.random.SeedSequence([seed, fold]).generate_state(1)[0])
+
+
+class RecommendationJudge(Judge):
+    """Judges recommenders on one fold: ranked held-out ratings (Data Strikes protocol) or
+    top-N lists of unseen items (per-user holdout)."""
+
+    def __init__(self, spec: Spec, data: Contributions, fold: Fold) -> None:
+        self.metrics = [parse_metric(m) for m in spec.evaluation.metrics]
+        self.ratings_mode = spec.protocol.kind == "data-strikes"
+        test = data.training_set(fold.test)
+        held_out = HeldOut(test.users, test.items, test.ratings, test.n_users)
+        seed = tie_seed(spec.seed, fold.index)
+        if self.ratings_mode:
+            self.ranking = RatingsTask(held_out, spec.protocol.relevance_threshold, seed)
+        else:
+            base = data.training_set(fold.train)
+            self.ranking = TopNTask(
+                held_out, base.users, base.items, spec.protocol.list_length, tie_seed=seed
+            )
+
+    def evaluate(self, model: Model, learner: Learner) -> dict[str, MetricValues]:
+        rates = self.ratings_mode and getattr(learner, "predicts_ratings", False)
+        if self.ratings_mode:
+            ev = self.ranking.evaluate(model, rates)
+        else:
+            ev = self.ranking.evaluate(model)
+        return {
+            m.name: PerUser(m, *m.per_user(ev))
+            for m in self.metrics
+            if rates or not m.needs_ratings
+        }
+
+
+class RecommendationTask(Task):
+    name = "recommendation"
+    learners = LEARNERS
+    default_metrics = ("ndcg@10", "precision@10", "rmse")
+    default_reference = "item_mean"
+    protocols = ("data-strikes", "holdout")
+    record_noun: ClassVar[str] = "rating"
+
+    def parse_metric(self, name: str) -> Metric:
+        return parse_metric(name)
+
+    def metric_names(self) -> list[str]:
+        return [f"{k}@K" if k in _WITH_K else k for k in _KINDS]
+
+    def computable(self, metric: str, learner: type[Learner], spec: Spec) -> bool:
+        if not parse_metric(metric).needs_ratings:
+            return True
+        return spec.protocol.kind == "data-strikes" and getattr(learner, "predicts_ratings", False)
+
+    def folds(self, spec: Spec, data: Dataset) -> list[Fold]:
+        p = spec.protocol
+        if p.kind == "data-strikes":
+            return DataStrikesProtocol(n_folds=p.folds).folds(data, spec.seed)
+        return HoldoutProtocol(test_fraction=p.test_fraction).folds(data, spec.seed)
+
+    def judge(self, spec: Spec, data: Dataset, fold: Fold) -> Judge:
+        return RecommendationJudge(spec, data, fold)
+
+    def load(self, spec: Spec) -> Contributions:
+        """The spec's ratings: a catalogue name, a MovieLens folder or archive, or a table."""
+        from datalever.data.registry import load_dataset, resolve_name
+        from datalever.data.tabular import load_table
+
+        dataset = spec.data.dataset
+        if spec.data.columns:
+            return load_table(spec.path(dataset), spec.data.columns, name=dataset)
+        return load_dataset(dataset if resolve_name(dataset) else spec.path(dataset))
