@@ -25,7 +25,7 @@ from datalever.errors import DataleverError
 from datalever.levers import Lever, make_lever
 from datalever.spec import QuestionSpec, Spec
 from datalever.store import ResultsStore
-from datalever.tasks import LEARNERS, parse_metric, task_of
+from datalever.tasks import LEARNERS, parse_metric, probe_metrics, task_of
 
 
 @dataclass
@@ -199,6 +199,8 @@ def check_answerable(spec: Spec) -> None:
             "ask about everyone or non-participants.",
         )
     metric = parse_metric(q.metric)
+    if metric.name in probe_metrics():
+        return
     if not task_of(spec).computable(q.metric, LEARNERS[learner], spec):
         needs = "rating estimates" if spec.task == "recommendation" else "class probabilities"
         raise DataleverError(

@@ -217,8 +217,16 @@ class EvaluationSpec(_Strict):
     def _known_metrics(cls, metrics: list[str]) -> list[str]:
         """Each metric once: ``NDCG@10`` and ``ndcg@10 `` are the same metric. The spelling is
         kept as written (it is part of scenario keys; results use the canonical name)."""
+        from datalever.tasks import probe_metrics
+
         for m in metrics:
             _validated(parse_metric, m)
+            if m.strip().lower() in probe_metrics():
+                kind = probe_metrics()[m.strip().lower()]
+                raise ValueError(
+                    f"{m} is measured by the {kind} lever itself and stored with its results; "
+                    "drop it from the metrics (a [question] may still ask about it)"
+                )
         names = [parse_metric(m).name for m in metrics]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -420,7 +428,17 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
                 f"The question names the learner {q.learner!r}, which the spec does not run.",
                 f"use one of: {', '.join(names)}.",
             )
-        if parse_metric(q.metric).name not in [
+        from datalever.tasks import probe_metrics
+
+        probed = probe_metrics().get(parse_metric(q.metric).name)
+        if probed is not None:
+            if probed not in [lever.kind for lever in spec.all_levers()]:
+                raise DataleverError(
+                    f"The question's metric {q.metric!r} is measured by the {probed} lever, "
+                    "which the spec does not run.",
+                    f"ask about a metric of the spec, or run the {probed} lever.",
+                )
+        elif parse_metric(q.metric).name not in [
             parse_metric(m).name for m in spec.evaluation.metrics
         ]:
             raise DataleverError(
@@ -441,7 +459,10 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
             f"{source} lists a learner more than once ({', '.join(sorted(set(names)))}).",
             "give each learner once; to compare settings of one learner, run one spec each.",
         )
-    for metric in spec.evaluation.metrics + ([q.metric] if q is not None else []):
+    from datalever.tasks import probe_metrics
+
+    asked = [q.metric] if q is not None and q.metric.strip().lower() not in probe_metrics() else []
+    for metric in spec.evaluation.metrics + asked:
         try:
             parse_metric(metric, task)
         except DataleverError as e:

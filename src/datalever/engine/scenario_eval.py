@@ -13,15 +13,17 @@ import functools
 import inspect
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
 from datalever.collectives import draw
 from datalever.core.delta import Delta, Records
-from datalever.core.learner import FastPath, Learner, fit_scenarios
+from datalever.core.learner import FastPath, Learner, Model, fit_scenarios
 from datalever.core.task import Dataset, Fold, Judge, MetricValues
+from datalever.levers import Lever
+from datalever.levers.base import Probe
 from datalever.scenarios import Scenario
 from datalever.spec import Spec
 from datalever.store import ScenarioResult
@@ -58,6 +60,10 @@ class FoldContext:
     reference: Values
     fast: FastPath | None = None
     path: str = "plain"
+    no_action_model: Model | None = None
+    reference_model: Model | None = None
+    reference_learner: Learner | None = None
+    _probes: dict = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -79,8 +85,26 @@ class FoldContext:
         (model,) = fit_scenarios(learner, base, [no_action], ctx.fast)
         ctx.baseline = ctx.judge.evaluate(model, learner)
         reference = make_learner(spec.evaluation.reference)
-        ctx.reference = ctx.judge.evaluate(reference.fit(base), reference)
+        ctx.reference_learner, ctx.reference_model = reference, reference.fit(base)
+        ctx.reference = ctx.judge.evaluate(ctx.reference_model, reference)
+        ctx.no_action_model = model
         return ctx
+
+    def probed(self, lever: Lever) -> tuple[Probe | None, Values, Values]:
+        """A lever's probe on this fold, with the no-action and reference models judged by it
+        (the baseline and reference of the lever's own metrics); worked out once per lever."""
+        if lever not in self._probes:
+            probe = lever.probe(self.data, self.fold)
+            self._probes[lever] = (
+                (None, {}, {})
+                if probe is None
+                else (
+                    probe,
+                    probe.evaluate(self.no_action_model),
+                    probe.evaluate(self.reference_model),
+                )
+            )
+        return self._probes[lever]
 
     # The fold's records are cut from the data once and shared by every scenario of the fold.
     @functools.cached_property
@@ -122,15 +146,27 @@ class FoldContext:
         models = fit_scenarios(
             self.learner, self.base_training_set(), [deltas[i] for i in first.values()], self.fast
         )
-        judged = {
-            fp: self.judge.evaluate(model, self.learner)
-            for fp, model in zip(first, models, strict=True)
-        }
-        values = [
-            self.baseline if delta.is_empty else judged[fp]
-            for fp, delta in zip(fingerprints, deltas, strict=True)
-        ]
-        rows = [self.metric_rows(sc, d, v) for sc, d, v in zip(batch, draws, values, strict=True)]
+        # Each distinct model is judged as soon as it is fitted (batched paths hand models over
+        # one at a time), by the task and by the probes of the levers that made it.
+        probes = {sc.lever: self.probed(sc.lever) for sc in batch if not sc.is_baseline}
+        judged: dict[str, Values] = {}
+        probed: dict[tuple[str, Lever], Values] = {}
+        for fp, model in zip(first, models, strict=True):
+            judged[fp] = self.judge.evaluate(model, self.learner)
+            for sc, print_ in zip(batch, fingerprints, strict=True):
+                probe = probes.get(sc.lever, (None,))[0]
+                if print_ == fp and probe is not None and (fp, sc.lever) not in probed:
+                    probed[(fp, sc.lever)] = probe.evaluate(model)
+        rows = []
+        for sc, d, fp, delta in zip(batch, draws, fingerprints, deltas, strict=True):
+            _, probe_baseline, probe_reference = probes.get(sc.lever, (None, {}, {}))
+            if delta.is_empty:
+                values = {**self.baseline, **probe_baseline}
+            else:
+                values = {**judged[fp], **probed.get((fp, sc.lever), {})}
+            baseline = {**self.baseline, **probe_baseline}
+            reference = {**self.reference, **probe_reference}
+            rows.append(self.metric_rows(sc, d, values, baseline, reference))
         # A batched path fits the batch at once: each scenario is charged an equal share.
         seconds = (time.perf_counter() - started) / len(batch)
         return [
@@ -138,7 +174,9 @@ class FoldContext:
             for sc, d, r in zip(batch, draws, rows, strict=True)
         ]
 
-    def metric_rows(self, sc: Scenario, d, values) -> list[dict]:
+    def metric_rows(
+        self, sc: Scenario, d, values: Values, baseline: Values, reference: Values
+    ) -> list[dict]:
         n = self.data.n_contributors
         participant = np.zeros(n, dtype=bool)
         participant[d.participants] = True
@@ -161,21 +199,21 @@ class FoldContext:
                 member[d.group_members] = True
                 groups["non-members"] = everyone & ~member
         has_test = self._has_test
+        metrics = self.metrics + [m for m in sc.lever.probe_metrics if m not in self.metrics]
         rows = []
         for name, members in groups.items():
-            for m in self.metrics:
-                if m not in values:
+            for m in metrics:
+                if m not in values or m not in baseline:
                     continue
-                reference = self.reference.get(m)
                 rows.append(
                     {
                         "eval_group": name,
                         "metric": m,
                         "value": _nan_to_none(values[m].over(members, everyone)),
-                        "baseline": _nan_to_none(self.baseline[m].over(members, everyone)),
-                        "reference": None
-                        if reference is None
-                        else _nan_to_none(reference.over(members, everyone)),
+                        "baseline": _nan_to_none(baseline[m].over(members, everyone)),
+                        "reference": _nan_to_none(reference[m].over(members, everyone))
+                        if m in reference
+                        else None,
                         "n_users": int((members & has_test).sum()),
                     }
                 )

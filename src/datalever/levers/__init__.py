@@ -11,10 +11,11 @@ from typing import Any
 from datalever.errors import DataleverError
 from datalever.levers.base import Lever, LeverConfig
 from datalever.levers.boycott import Boycott
+from datalever.levers.plant import Plant
 from datalever.levers.poison import Poison
 from datalever.levers.strike import Strike
 
-LEVERS: dict[str, type[Lever]] = {cls.kind: cls for cls in (Strike, Boycott, Poison)}
+LEVERS: dict[str, type[Lever]] = {cls.kind: cls for cls in (Strike, Boycott, Poison, Plant)}
 
 
 def lever_class(kind: str) -> type[Lever]:
@@ -37,6 +38,7 @@ __all__ = [
     "Boycott",
     "Lever",
     "LeverConfig",
+    "Plant",
     "Poison",
     "Strike",
     "lever_class",

@@ -6,6 +6,11 @@ training set: the records removed and the records added. A lever never knows whi
 runs, and a learner never knows which lever acted; they meet in the delta. What a lever does
 to evaluation is declared, not coded in the engine: ``leaves_service`` says its participants
 stop being served (a boycott), so they leave "everyone" and are not judged as participants.
+
+A lever whose aim is targeted (plant a signal, push an item) also brings a :class:`Probe`: an
+evaluation of its own, such as the share of triggered held-out examples the model assigns to
+the planted class. The engine judges every model of the lever (and the no-action model, for
+pairing) through the probe as well, and stores its metrics beside the task's.
 """
 
 from __future__ import annotations
@@ -17,7 +22,16 @@ import numpy as np
 
 from datalever.core.config import LearnerConfig
 from datalever.core.delta import Delta
-from datalever.core.task import Dataset
+from datalever.core.learner import Model
+from datalever.core.task import Dataset, Fold, MetricValues
+
+
+class Probe(ABC):
+    """A lever's own evaluation on one fold, the same for every draw of the lever."""
+
+    @abstractmethod
+    def evaluate(self, model: Model) -> dict[str, MetricValues]:
+        """The lever's metrics (named in the lever's ``probe_metrics``) for ``model``."""
 
 
 class LeverConfig(LearnerConfig):
@@ -35,6 +49,9 @@ class Lever(ABC):
     Config: ClassVar[type[LeverConfig]] = LeverConfig
     #: Participants stop being served: they leave the "everyone" group and are not judged.
     leaves_service: ClassVar[bool] = False
+    #: The metrics the lever's probe reports (none for levers without one), with their
+    #: direction: True when higher is better for the collective's aim.
+    probe_metrics: ClassVar[dict[str, bool]] = {}
 
     @classmethod
     def configure(cls, **params: Any) -> Any:
@@ -51,6 +68,10 @@ class Lever(ABC):
     ) -> Delta:
         """The change the collective ``participants`` makes to a fold's training set (the
         records at ``train_positions`` of ``data``); ``rng`` draws any random choice."""
+
+    def probe(self, data: Dataset, fold: Fold) -> Probe | None:
+        """The lever's own evaluation on ``fold`` (``None``: the task's metrics say it all)."""
+        return None
 
     def check(self, data: Dataset) -> None:  # noqa: B027 - a hook; most levers fit any data
         """Refuse, before anything runs, parameters that do not fit ``data`` (an unknown

@@ -8,6 +8,7 @@ spec's data belongs to. Adding a family is one package plus one line in :data:`T
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from datalever.core.config import LearnerConfig, show
@@ -79,9 +80,30 @@ def make_learner(name: str, params: Mapping[str, Any] | None = None) -> Learner:
     return LEARNERS[name](**config.model_dump())
 
 
+@dataclass(frozen=True)
+class ProbeMetric:
+    """A metric a lever measures itself (such as a planted signal's success)."""
+
+    name: str
+    higher_is_better: bool
+
+
+def probe_metrics() -> dict[str, str]:
+    """The metrics levers measure themselves, and the lever kind that measures each."""
+    from datalever.levers import LEVERS
+
+    return {m: kind for kind, cls in LEVERS.items() for m in cls.probe_metrics}
+
+
 def parse_metric(name: str, task: str | None = None) -> MetricName:
-    """A metric of ``task`` (of any family when ``None``), or an error listing the known
-    ones."""
+    """A metric of ``task`` (of any family when ``None``), or one a lever measures itself, or
+    an error listing the known ones."""
+    from datalever.levers import LEVERS
+
+    if isinstance(name, str) and name.strip().lower() in probe_metrics():
+        canonical = name.strip().lower()
+        lever = LEVERS[probe_metrics()[canonical]]
+        return ProbeMetric(canonical, lever.probe_metrics[canonical])
     families = [TASKS[task]] if task else list(TASKS.values())
     errors: list[DataleverError] = []
     for family in families:
