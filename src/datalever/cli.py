@@ -267,6 +267,11 @@ def _print_curves(store, run_id: str) -> None:
     summary = summarise(results)
     for metric in dict.fromkeys(summary["metric"]):
         render_curve(summary, console, metric)
+    if (results["metric"] == "dlp").any():
+        from datalever.analysis.dlp import dlp_table
+        from datalever.report.terminal import render_dlp_table
+
+        render_dlp_table(dlp_table(results), console)
 
 
 @app.command()

@@ -123,6 +123,11 @@ class Task(ABC):
     def judge(self, spec: Spec, data: Dataset, fold: Fold) -> Judge:
         """The judge of one fold, prepared once and applied to many models."""
 
+    @abstractmethod
+    def uninformed_model(self, data: Dataset, learner: Learner) -> Model:
+        """The model of a firm with no data at all: it scores everything alike (the worst a
+        competitor without data can do, for data leverage power)."""
+
     def n_folds(self, spec: Spec) -> int:
         """How many folds the spec's protocol makes (before ``run_folds``)."""
         return spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1

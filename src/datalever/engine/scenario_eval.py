@@ -64,6 +64,7 @@ class FoldContext:
     reference_model: Model | None = None
     reference_learner: Learner | None = None
     _probes: dict = field(default_factory=dict)
+    _fixed: dict = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -120,32 +121,50 @@ class FoldContext:
         contributors = self.data.records["contributor"].to_numpy()[self.fold.test]
         return np.bincount(contributors, minlength=self.data.n_contributors) > 0
 
+    def fixed(self, lever: Lever) -> dict[str, Values]:
+        """The models a lever's own metrics compare against (a competitor before any
+        contribution), fitted and judged once per fold."""
+        if lever not in self._fixed:
+            deltas = lever.fixed_deltas(self.data, self.fold.train, seed=self.spec.seed)
+            judged = {}
+            for name, delta in deltas.items():
+                if delta is None:
+                    model = task_of(self.spec).uninformed_model(self.data, self.learner)
+                else:
+                    (model,) = fit_scenarios(self.learner, self._base, [delta], self.fast)
+                judged[name] = self.judge.evaluate(model, self.learner)
+            self._fixed[lever] = judged
+        return self._fixed[lever]
+
     def run(self, batch: list[Scenario]) -> list[ScenarioResult]:
         """Fit and judge a batch of scenarios of this (learner, fold)."""
         started = time.perf_counter()
-        draws, deltas = [], []
+        empty = Delta(np.zeros(0, dtype=np.int64))
+        draws, plans = [], []  # per scenario: its draw, and one delta per firm of its lever
         for sc in batch:
             d = draw(sc.collective, self.data, sc.sample, self.spec.seed)
             rng = sc.collective.seed_for(self.spec.seed, sc.sample, stream=1)
             draws.append(d)
-            deltas.append(
-                sc.lever.delta(self.data, d.participants, rng, self.fold.train)
-                if len(d.participants)
-                else Delta(np.zeros(0, dtype=np.int64))
-            )
+            if sc.is_baseline or (not len(d.participants) and len(sc.lever.firms) == 1):
+                plans.append([empty])
+            else:
+                plans.append(
+                    sc.lever.deltas(
+                        self.data, d.participants, rng, self.fold.train, seed=self.spec.seed
+                    )
+                )
         # An empty delta leaves the fold's training set as it is: its model is the no-action
         # model, already fitted through the same path and judged, so it is not fitted again
         # (strikes that round to no one, such as 0.01 % of 943 users, cost nothing). Levers
         # that make the same change (a strike and a boycott of one draw) share one fit: what
         # differs between them is who is judged, not the model.
-        fingerprints = [delta.fingerprint() for delta in deltas]
-        first: dict[str, int] = {}  # each distinct change, at its first scenario
-        for i, (fp, delta) in enumerate(zip(fingerprints, deltas, strict=True)):
-            if not delta.is_empty:
-                first.setdefault(fp, i)
-        models = fit_scenarios(
-            self.learner, self.base_training_set(), [deltas[i] for i in first.values()], self.fast
-        )
+        prints = [[delta.fingerprint() for delta in plan] for plan in plans]
+        first: dict[str, Delta] = {}  # each distinct change, once
+        for plan, fps in zip(plans, prints, strict=True):
+            for fp, delta in zip(fps, plan, strict=True):
+                if not delta.is_empty:
+                    first.setdefault(fp, delta)
+        models = fit_scenarios(self.learner, self._base, list(first.values()), self.fast)
         # Each distinct model is judged as soon as it is fitted (batched paths hand models over
         # one at a time), by the task and by the probes of the levers that made it.
         probes = {sc.lever: self.probed(sc.lever) for sc in batch if not sc.is_baseline}
@@ -153,26 +172,55 @@ class FoldContext:
         probed: dict[tuple[str, Lever], Values] = {}
         for fp, model in zip(first, models, strict=True):
             judged[fp] = self.judge.evaluate(model, self.learner)
-            for sc, print_ in zip(batch, fingerprints, strict=True):
+            for sc, fps in zip(batch, prints, strict=True):
                 probe = probes.get(sc.lever, (None,))[0]
-                if print_ == fp and probe is not None and (fp, sc.lever) not in probed:
+                if fps[0] == fp and probe is not None and (fp, sc.lever) not in probed:
                     probed[(fp, sc.lever)] = probe.evaluate(model)
         rows = []
-        for sc, d, fp, delta in zip(batch, draws, fingerprints, deltas, strict=True):
+        for sc, d, plan, fps in zip(batch, draws, plans, prints, strict=True):
             _, probe_baseline, probe_reference = probes.get(sc.lever, (None, {}, {}))
-            if delta.is_empty:
-                values = {**self.baseline, **probe_baseline}
-            else:
-                values = {**judged[fp], **probed.get((fp, sc.lever), {})}
+            firms = {
+                firm: self.baseline if delta.is_empty else judged[fp]
+                for firm, delta, fp in zip(sc.lever.firms, plan, fps, strict=False)
+            }
+            service = sc.lever.firms[0]
+            values = {**firms[service], **probed.get((fps[0], sc.lever), {})}
+            if plan[0].is_empty:
+                values.update(probe_baseline)
             baseline = {**self.baseline, **probe_baseline}
             reference = {**self.reference, **probe_reference}
-            rows.append(self.metric_rows(sc, d, values, baseline, reference))
+            scenario_rows = self.metric_rows(sc, d, values, baseline, reference)
+            if not sc.is_baseline and len(sc.lever.firms) > 1:
+                extra = sc.lever.extra_rows(
+                    self.data,
+                    d.participants,
+                    firms,
+                    self.fixed(sc.lever),
+                    self.baseline,
+                    self.metrics,
+                    seed=self.spec.seed,
+                )
+                scenario_rows += [self._row(*row) for row in extra]
+            rows.append(scenario_rows)
         # A batched path fits the batch at once: each scenario is charged an equal share.
         seconds = (time.perf_counter() - started) / len(batch)
         return [
             ScenarioResult(sc.key, scenario_row(sc, len(d.participants), seconds, self.path), r)
             for sc, d, r in zip(batch, draws, rows, strict=True)
         ]
+
+    def _row(
+        self, group: str, members: np.ndarray, metric: str, value: float, baseline: float
+    ) -> dict:
+        """A row a lever derived itself (no reference learner's value)."""
+        return {
+            "eval_group": group,
+            "metric": metric,
+            "value": _nan_to_none(value),
+            "baseline": _nan_to_none(baseline),
+            "reference": None,
+            "n_users": int((members & self._has_test).sum()),
+        }
 
     def metric_rows(
         self, sc: Scenario, d, values: Values, baseline: Values, reference: Values

@@ -11,11 +11,14 @@ from typing import Any
 from datalever.errors import DataleverError
 from datalever.levers.base import Lever, LeverConfig
 from datalever.levers.boycott import Boycott
+from datalever.levers.contribute import Contribute
 from datalever.levers.plant import Plant
 from datalever.levers.poison import Poison
 from datalever.levers.strike import Strike
 
-LEVERS: dict[str, type[Lever]] = {cls.kind: cls for cls in (Strike, Boycott, Poison, Plant)}
+LEVERS: dict[str, type[Lever]] = {
+    cls.kind: cls for cls in (Strike, Boycott, Poison, Plant, Contribute)
+}
 
 
 def lever_class(kind: str) -> type[Lever]:
@@ -36,6 +39,7 @@ def make_lever(kind: str, params: dict[str, Any] | None = None) -> Lever:
 __all__ = [
     "LEVERS",
     "Boycott",
+    "Contribute",
     "Lever",
     "LeverConfig",
     "Plant",

@@ -34,6 +34,11 @@ class Probe(ABC):
         """The lever's metrics (named in the lever's ``probe_metrics``) for ``model``."""
 
 
+#: One result row a lever derives itself: (evaluation group, its members as a boolean mask over
+#: contributors, metric, value, baseline).
+ExtraRow = tuple[str, np.ndarray, str, float, float]
+
+
 class LeverConfig(LearnerConfig):
     """A lever's parameters: strict types, bounded ranges and a description per field (the
     same checks as a learner's; a refusal names the lever, the parameter and its range)."""
@@ -49,6 +54,9 @@ class Lever(ABC):
     Config: ClassVar[type[LeverConfig]] = LeverConfig
     #: Participants stop being served: they leave the "everyone" group and are not judged.
     leaves_service: ClassVar[bool] = False
+    #: The models one scenario of the lever fits: the service itself first, then any other
+    #: firm the lever acts on (a competitor receiving contributed data).
+    firms: ClassVar[tuple[str, ...]] = ("service",)
     #: The metrics the lever's probe reports (none for levers without one), with their
     #: direction: True when higher is better for the collective's aim.
     probe_metrics: ClassVar[dict[str, bool]] = {}
@@ -68,6 +76,39 @@ class Lever(ABC):
     ) -> Delta:
         """The change the collective ``participants`` makes to a fold's training set (the
         records at ``train_positions`` of ``data``); ``rng`` draws any random choice."""
+
+    def deltas(
+        self,
+        data: Dataset,
+        participants: np.ndarray,
+        rng: np.random.Generator,
+        train_positions: np.ndarray,
+        seed: int = 0,
+    ) -> list[Delta]:
+        """One delta per firm (see ``firms``); ``seed`` is the spec's, for choices that must
+        not vary between samples (a competitor's own data)."""
+        return [self.delta(data, participants, rng, train_positions)]
+
+    def fixed_deltas(
+        self, data: Dataset, train_positions: np.ndarray, seed: int = 0
+    ) -> dict[str, Delta | None]:
+        """Models the lever's own metrics are measured against, the same for every draw: fitted
+        and judged once per fold (``None``: a firm with no data at all)."""
+        return {}
+
+    def extra_rows(
+        self,
+        data: Dataset,
+        participants: np.ndarray,
+        firms: dict[str, dict[str, MetricValues]],
+        fixed: dict[str, dict[str, MetricValues]],
+        baseline: dict[str, MetricValues],
+        metrics: list[str],
+        seed: int = 0,
+    ) -> list[ExtraRow]:
+        """Rows the lever derives from its firms' models (``firms``, by name, then metric),
+        its fixed models and the no-action ``baseline``: nothing by default."""
+        return []
 
     def probe(self, data: Dataset, fold: Fold) -> Probe | None:
         """The lever's own evaluation on ``fold`` (``None``: the task's metrics say it all)."""

@@ -159,3 +159,35 @@ def render_curve(
             cells.append(f"{_fmt(r['mean'])}{change}")
         table.add_row(label, str(int(block["n_samples"].max())), *cells)
     console.print(table)
+
+
+def render_dlp_table(table: pd.DataFrame, console: Console) -> None:
+    """The Conscious Data Contribution table: per learner, lever and perspective, the smallest
+    participation at which data leverage power reaches each threshold, with its interval."""
+    from datalever.analysis.dlp import format_share
+
+    if table.empty:
+        return
+    out = Table(
+        title="Smallest participation at which data leverage power reaches a threshold "
+        "(estimate [interval])",
+        header_style="bold",
+    )
+    for name in ("learner", "lever", "perspective"):
+        out.add_column(name)
+    thresholds = sorted(set(table["threshold"]))
+    for t in thresholds:
+        out.add_column(f"DLP {t:g}", justify="right")
+    for (learner, lever, perspective), rows in table.groupby(
+        ["learner", "lever", "perspective"], sort=False
+    ):
+        cells = []
+        for t in thresholds:
+            r = rows[rows["threshold"] == t].iloc[0]
+            largest = r["largest"]
+            cells.append(
+                f"{format_share(r['estimate'], largest)} "
+                f"[{format_share(r['low'], largest)}, {format_share(r['high'], largest)}]"
+            )
+        out.add_row(learner, lever, perspective, *cells)
+    console.print(out)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from datalever.core.learner import Learner, Model
+from datalever.core.learner import Learner
 from datalever.core.task import Dataset, Fold, Judge, MetricValues, Task
 from datalever.data.contributions import Contributions
 from datalever.learners import LEARNERS
+from datalever.learners.base import Model
 from datalever.metrics import HeldOut, Metric, RatingsTask, TopNTask, group_value, parse_metric
 from datalever.metrics.catalog import _KINDS, _WITH_K
 from datalever.protocols import DataStrikesProtocol, HoldoutProtocol
@@ -75,6 +76,18 @@ class RecommendationJudge(Judge):
         }
 
 
+class ConstantModel(Model):
+    """Every (user, item) scored alike, at the middle of the rating scale: a service with no
+    data. Rankings then follow the fold's tie order (a random order, the same for every
+    model judged on the fold)."""
+
+    def __init__(self, value: float, n_items: int) -> None:
+        self.value, self.n_items = value, n_items
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return np.full(len(users), self.value)
+
+
 class RecommendationTask(Task):
     name = "recommendation"
     learners = LEARNERS
@@ -102,6 +115,10 @@ class RecommendationTask(Task):
 
     def judge(self, spec: Spec, data: Dataset, fold: Fold) -> Judge:
         return RecommendationJudge(spec, data, fold)
+
+    def uninformed_model(self, data: Dataset, learner: Learner) -> Model:
+        low, high = data.rating_scale
+        return ConstantModel((low + high) / 2, data.n_items)
 
     def load(self, spec: Spec) -> Contributions:
         """The spec's ratings: a catalogue name, a MovieLens folder or archive, or a table."""

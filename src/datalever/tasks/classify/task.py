@@ -16,6 +16,7 @@ from datalever.tasks.classify.data import EMBEDDED, load_examples_table
 from datalever.tasks.classify.examples import LabelledExamples
 from datalever.tasks.classify.judge import ClassificationJudge
 from datalever.tasks.classify.learners import LEARNERS
+from datalever.tasks.classify.learners.naive_bayes import UninformedModel
 from datalever.tasks.classify.metrics import ClassifierMetric, parse_classifier_metric
 from datalever.tasks.classify.protocols import stratified_holdout, stratified_kfold
 
@@ -51,6 +52,9 @@ class ClassificationTask(Task):
 
     def judge(self, spec: Spec, data: Dataset, fold: Fold) -> Judge:
         return ClassificationJudge(data, fold, list(spec.evaluation.metrics))
+
+    def uninformed_model(self, data: Dataset, learner: Learner) -> UninformedModel:
+        return UninformedModel(data.n_classes, getattr(learner, "probabilistic", True))
 
     def load(self, spec: Spec) -> LabelledExamples:
         dataset = spec.data.dataset

@@ -1,0 +1,131 @@
+"""Conscious data contribution: two firms per scenario, data leverage power checked against
+its definition on stored rows, the DLP table's crossings by hand, and refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datalever.analysis.dlp import dlp_table, first_crossing
+from datalever.collectives import Collective, draw
+from datalever.engine import run_spec
+from datalever.errors import DataleverError
+from datalever.levers import Contribute
+from datalever.spec import parse_spec
+from datalever.store import ResultsStore
+from datalever.tasks import TASKS
+from datalever.tasks.classify import load_digits_dataset
+
+SPEC = """
+name = "contribute test"
+seed = 4
+
+[data]
+dataset = "digits"
+
+[protocol]
+kind = "data-strikes"
+folds = 5
+run_folds = 1
+
+[[learners]]
+name = "gaussian_nb"
+
+[[levers]]
+kind = "contribute"
+
+[[levers]]
+kind = "contribute"
+variant = "transfer"
+competitor_share = 0.1
+
+[collectives]
+sizes = [0.05, 0.3]
+samples = 2
+
+[evaluation]
+metrics = ["accuracy", "log_loss"]
+"""
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_dataset()
+
+
+def test_each_variant_changes_the_firms_it_says(digits):
+    fold = TASKS["classification"].folds(parse_spec(SPEC), digits)[0]
+    d = draw(Collective("random", size=0.2), digits, 0, seed=0)
+    contributor = digits.records["contributor"].to_numpy()[fold.train]
+    mine = np.isin(contributor, d.participants)
+    rng = np.random.default_rng(0)
+    give, compete = Contribute().deltas(digits, d.participants, rng, fold.train, seed=1)
+    assert give.is_empty  # the incumbent keeps everything
+    assert set(np.flatnonzero(~mine)) == set(compete.removed)  # the competitor has theirs only
+    strike, alone = Contribute("strike").deltas(digits, d.participants, rng, fold.train, seed=1)
+    assert set(strike.removed) == set(np.flatnonzero(mine)) and len(alone.removed) == len(mine)
+    lever = Contribute("transfer", competitor_share=0.1)
+    base = lever.competitor_base(digits, seed=1)
+    assert base.sum() == round(0.1 * digits.n_contributors)
+    assert (lever.competitor_base(digits, seed=1) == base).all()  # fixed by the spec's seed
+    _, with_base = lever.deltas(digits, d.participants, rng, fold.train, seed=1)
+    kept = np.setdiff1d(np.arange(len(fold.train)), with_base.removed)
+    assert set(kept) == set(np.flatnonzero(mine | base[contributor]))
+
+
+def test_dlp_rows_follow_their_definition_and_fast_equals_plain(tmp_path, digits):
+    spec = parse_spec(SPEC)
+    store = ResultsStore(tmp_path / "r.sqlite")
+    fast = store.results(run_spec(spec, store, data=digits).run_id)
+    plain = store.results(run_spec(spec, store, data=digits, path="plain").run_id)
+    key = ["learner", "lever", "collective", "sample", "fold", "eval_group", "metric"]
+    both = fast.merge(plain, on=key, suffixes=("_fast", "_plain"))
+    assert len(both) == len(fast)
+    np.testing.assert_allclose(both.value_fast, both.value_plain, rtol=1e-9, atol=1e-12)
+    acted = fast[fast.lever != "none"]
+    for (_, _, _), s in acted.groupby(["lever", "collective", "sample"]):
+        row = s.set_index(["eval_group", "metric"])
+        incumbent = row.loc[("everyone", "accuracy")]
+        competitor = row.loc[("competitor", "accuracy")]
+        best, worst = incumbent.baseline, competitor.baseline  # B, and W for the competitor
+        expected = 1 - (incumbent.value - competitor.value) / (best - worst)
+        assert row.loc[("everyone", "dlp")].value == pytest.approx(expected, abs=1e-12)
+        assert row.loc[("everyone", "dlp")].baseline == 0
+        assert {"competitor-own", "company"} <= {g for g, _ in row.index}
+    # Without data of its own the competitor starts from a model that knows nothing.
+    alone = acted[(acted.lever == "contribute") & (acted.eval_group == "competitor")]
+    assert alone[alone.metric == "accuracy"].baseline.max() < 0.2
+    # Giving 30 % of the digits gets the competitor most of the way.
+    dlp = acted[(acted.metric == "dlp") & (acted.eval_group == "everyone")]
+    assert dlp[dlp["size"] == 0.3].value.min() > 0.5
+
+
+def test_the_dlp_table_crosses_where_the_curve_does():
+    sizes = np.array([0.1, 0.2, 0.4])
+    assert first_crossing(sizes, np.array([0.2, 0.6, 0.95]), 0.5) == pytest.approx(0.175)
+    assert first_crossing(sizes, np.array([0.2, 0.6, 0.95]), 0.1) == pytest.approx(0.05)
+    assert np.isnan(first_crossing(sizes, np.array([0.2, 0.6, 0.7]), 0.9))
+
+
+def test_the_dlp_table_reads_a_run(tmp_path, digits):
+    spec = parse_spec(SPEC.replace("samples = 2", "samples = 3"))
+    store = ResultsStore(tmp_path / "r.sqlite")
+    table = dlp_table(store.results(run_spec(spec, store, data=digits).run_id))
+    assert set(table.perspective) == {"fixed holdout", "company"}
+    assert set(table.threshold) == {0.5, 0.6, 0.7, 0.8, 0.9}
+    ok = table.dropna(subset=["estimate", "low", "high"])
+    assert not ok.empty and (ok.low <= ok.estimate).all() and (ok.estimate <= ok.high).all()
+
+
+def test_bad_contribution_parameters_are_refused(tmp_path, digits):
+    for share in ("1.0", "0", "-0.2"):
+        with pytest.raises(DataleverError, match="competitor_share"):
+            parse_spec(SPEC.replace("competitor_share = 0.1", f"competitor_share = {share}"))
+    tiny = parse_spec(SPEC.replace("competitor_share = 0.1", "competitor_share = 0.0001"))
+    with pytest.raises(DataleverError, match="is no one of the 1,797 contributors"):
+        run_spec(tiny, ResultsStore(tmp_path / "r.sqlite"), data=digits)
+    asks = SPEC.replace(
+        '[[levers]]\nkind = "contribute"\nvariant = "transfer"\ncompetitor_share = 0.1\n', ""
+    )
+    spec = parse_spec(asks + '\n[question]\nmetric = "dlp"\ndelta = "+0.8"\n')
+    assert spec.question.metric == "dlp"
