@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from datalever.analysis import summarise
 from datalever.analysis.statistics import set_back_to, targeted_effect
 from datalever.analysis.summary import per_sample
-from datalever.report.plots import leverage_curve_svg
+from datalever.report.plots import level_curve_svg, leverage_curve_svg
 from datalever.report.terminal import CI_METHODS, footnotes
 from datalever.spec import Spec
 from datalever.store import ResultsStore
@@ -219,6 +219,54 @@ def provenance(inputs: ReportInputs) -> dict:
     }
 
 
+#: Lever metrics plotted by level, and the groups each is read for.
+LEVER_METRIC_GROUPS = {
+    "success": ("non-participants", "everyone"),
+    "dlp": ("everyone", "company"),
+}
+GROUP_TITLES = {"everyone": "everyone (fixed holdout)", "company": "company perspective"}
+
+
+def lever_figures(summary: pd.DataFrame) -> list[dict]:
+    """Level curves of the levers' own metrics present in the run (planted-signal success,
+    data leverage power)."""
+    out = []
+    for metric, groups in LEVER_METRIC_GROUPS.items():
+        for g in groups:
+            rows = summary[(summary["metric"] == metric) & (summary["eval_group"] == g)]
+            if rows.empty:
+                continue
+            who = GROUP_TITLES.get(g, g) if metric == "dlp" else g
+            out.append(
+                {
+                    "metric": metric,
+                    "group": g,
+                    "svg": level_curve_svg(summary, metric, g, f"{metric} for {who}"),
+                }
+            )
+    return out
+
+
+def dlp_rows(results: pd.DataFrame, confidence: float) -> list[dict]:
+    """The Conscious Data Contribution table, formatted for the report."""
+    from datalever.analysis.dlp import dlp_table, format_share
+
+    table = dlp_table(results, confidence)
+    out = []
+    for (learner, lever, perspective), rows in table.groupby(
+        ["learner", "lever", "perspective"], sort=False
+    ):
+        cells = []
+        for _, r in rows.sort_values("threshold").iterrows():
+            largest = r["largest"]
+            cells.append(
+                f"{format_share(r['estimate'], largest)} "
+                f"[{format_share(r['low'], largest)}, {format_share(r['high'], largest)}]"
+            )
+        out.append({"learner": learner, "lever": lever, "perspective": perspective, "cells": cells})
+    return out
+
+
 def _metric_order(spec: Spec, summary: pd.DataFrame) -> list[str]:
     """Metrics in the order the spec lists them (the first is the headline)."""
     from datalever.tasks import parse_metric
@@ -266,6 +314,8 @@ def render_report(inputs: ReportInputs) -> str:
         set_back=set_back_rows(summary, spec.evaluation.reference),
         reference=spec.evaluation.reference,
         targeted=targeted_rows(inputs.results),
+        lever_figures=lever_figures(summary),
+        dlp=dlp_rows(inputs.results, spec.evaluation.confidence),
         prov=provenance(inputs),
     )
 

@@ -71,3 +71,36 @@ def leverage_curve_svg(summary: pd.DataFrame, metric: str, group: str, title: st
     plt.close(fig)
     svg = buf.getvalue()
     return svg[svg.index("<svg") :]
+
+
+def level_curve_svg(summary: pd.DataFrame, metric: str, group: str, title: str) -> str:
+    """The level of a lever's own metric (a planted signal's success, data leverage power)
+    against the share of contributors acting, per learner and lever, with its band."""
+    rows = summary[
+        (summary["metric"] == metric)
+        & (summary["eval_group"] == group)
+        & (summary["collective_kind"] == "random")
+        & summary["count"].isna()
+    ]
+    several = rows["lever"].nunique() > 1
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    for (learner, lever), g in rows.groupby(["learner", "lever"], sort=False):
+        g = g.sort_values("size")
+        x = 100 * g["size"]
+        label = f"{learner} ({lever})" if several else str(learner)
+        (line,) = ax.plot(x, g["mean"], marker="o", lw=2, label=label)
+        lo, hi = g["ci_low"].fillna(g["mean"]), g["ci_high"].fillna(g["mean"])
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("collective size (% of contributors acting, log scale)")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=11)
+    ax.grid(alpha=0.3)
+    if not rows.empty:
+        ax.legend(frameon=False, fontsize=9)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
