@@ -223,3 +223,18 @@ def test_load_data_reads_a_labelled_table_with_contributors(tmp_path):
     data = load_data(spec)
     assert (len(data), data.n_contributors, data.n_features, data.n_classes) == (300, 40, 64, 10)
     np.testing.assert_array_equal(data.features, digits.features[:300])
+
+
+def test_the_digits_demo_runs_from_the_command_line_and_reports(tmp_path):
+    from tests.test_cli import datalever
+
+    store = str(tmp_path / "demo.sqlite")
+    done = datalever("demo", "--dataset", "digits", "--store", store, "--jobs", "1")
+    assert done.returncode == 0, done.stderr
+    assert "accuracy for everyone, poison label_flip" in " ".join(done.stdout.split())
+    report = datalever("report", "--store", store, "-o", str(tmp_path / "r.html"))
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "digits" in html and html.count("<svg") >= 6
+    info = datalever("data", "info", "digits")
+    assert "examples:     1,797" in info.stdout and "classes:      10" in info.stdout

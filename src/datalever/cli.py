@@ -274,16 +274,31 @@ def _print_curves(store, run_id: str) -> None:
         render_dlp_table(dlp_table(results), console)
 
 
+class DemoData(StrEnum):
+    movielens = "movielens-100k"
+    digits = "digits"
+
+
 @app.command()
 @friendly
 def demo(
     store: StoreOpt = DEFAULT_STORE,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=MAX_JOBS)] = (os.cpu_count() or 1),
+    dataset: Annotated[
+        DemoData,
+        typer.Option(
+            "--dataset",
+            help="movielens-100k: random data strikes on recommenders; digits: strikes and "
+            "label flipping on classifiers (no download).",
+        ),
+    ] = DemoData.movielens,
 ) -> None:
-    """Run the embedded demo: a random data-strike sweep on MovieLens-100K."""
+    """Run an embedded demo: a random data-strike sweep on MovieLens-100K, or strikes and
+    label flipping on the handwritten digits."""
     from datalever.spec import parse_spec
 
-    text = resources.files("datalever").joinpath("specs/demo.toml").read_text()
+    file = "specs/demo.toml" if dataset is DemoData.movielens else "specs/demo-digits.toml"
+    text = resources.files("datalever").joinpath(file).read_text()
     spec = parse_spec(text, source="the demo spec")
     report, results_store = _run_with_progress(spec, store, jobs, "auto")
     _print_curves(results_store, report.run_id)
