@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datalever.analysis.dlp import dlp_table, first_crossing
+from datalever.analysis.dlp import dlp_table, first_crossing, format_share
 from datalever.collectives import Collective, draw
 from datalever.engine import run_spec
 from datalever.errors import DataleverError
@@ -102,9 +102,12 @@ def test_dlp_rows_follow_their_definition_and_fast_equals_plain(tmp_path, digits
 
 def test_the_dlp_table_crosses_where_the_curve_does():
     sizes = np.array([0.1, 0.2, 0.4])
+    # Between 0.1 (0.2) and 0.2 (0.6), 0.5 is three quarters of the way: 0.1 + 0.75 × 0.1.
     assert first_crossing(sizes, np.array([0.2, 0.6, 0.95]), 0.5) == pytest.approx(0.175)
-    assert first_crossing(sizes, np.array([0.2, 0.6, 0.95]), 0.1) == pytest.approx(0.05)
+    # Already past 0.1 at the smallest size: nothing smaller is extrapolated.
+    assert first_crossing(sizes, np.array([0.2, 0.6, 0.95]), 0.1) == pytest.approx(0.1)
     assert np.isnan(first_crossing(sizes, np.array([0.2, 0.6, 0.7]), 0.9))
+    assert format_share(0.1, 0.1, 0.4) == "≤ 10 %" and format_share(np.nan, 0.1, 0.4) == "> 40 %"
 
 
 def test_the_dlp_table_reads_a_run(tmp_path, digits):

@@ -6,8 +6,9 @@ collectives against their size, with its per-size confidence interval (from
 :func:`~datalever.analysis.summary.summarise`). The point estimate of the smallest size that
 reaches a threshold ``t`` is where the mean curve first crosses ``t`` (linear between sizes);
 the interval runs from where the curve's upper bound first crosses ``t`` (no smaller size is
-plausible) to where its lower bound first does (this size surely reaches it). A side that never
-crosses within the sizes run is open (shown as "> largest size").
+plausible) to where its lower bound first does (this size surely reaches it). Nothing is
+extrapolated: a curve that never crosses within the sizes run is shown as "> largest size",
+and one that is already past ``t`` at the smallest size as "≤ smallest size".
 """
 
 from __future__ import annotations
@@ -23,18 +24,15 @@ PERSPECTIVES = {"everyone": "fixed holdout", "company": "company"}
 
 
 def first_crossing(sizes: np.ndarray, values: np.ndarray, threshold: float) -> float:
-    """The smallest size at which the piecewise-linear curve through (0, 0) and the points
-    reaches ``threshold`` (NaN when it never does)."""
-    xs = np.r_[0.0, sizes]
-    ys = np.r_[0.0, values]
-    for i in range(1, len(xs)):
-        if np.isnan(ys[i]):
+    """The smallest size at which the piecewise-linear curve through the points reaches
+    ``threshold``: the smallest size itself when it already does, NaN when no size does."""
+    for i in range(len(sizes)):
+        if np.isnan(values[i]) or values[i] < threshold:
             continue
-        if ys[i] >= threshold:
-            lo_x, lo_y = xs[i - 1], ys[i - 1]
-            if np.isnan(lo_y) or lo_y >= threshold:
-                return float(xs[i])
-            return float(lo_x + (threshold - lo_y) * (xs[i] - lo_x) / (ys[i] - lo_y))
+        if i == 0 or np.isnan(values[i - 1]):
+            return float(sizes[i])
+        lo_x, lo_y = sizes[i - 1], values[i - 1]
+        return float(lo_x + (threshold - lo_y) * (sizes[i] - lo_x) / (values[i] - lo_y))
     return float("nan")
 
 
@@ -44,7 +42,10 @@ def dlp_table(
     """One row per learner × lever × perspective × threshold: the smallest participation
     (``estimate``) and its interval (``low``, ``high``); NaN where the sizes run never reach
     it. Empty when the results hold no ``dlp`` rows."""
-    columns = ["learner", "lever", "perspective", "threshold", "estimate", "low", "high", "largest"]
+    columns = [
+        *["learner", "lever", "perspective", "threshold", "estimate", "low", "high"],
+        *["smallest", "largest"],
+    ]
     dlp = results[(results["metric"] == "dlp") & (results["collective_kind"] == "random")]
     dlp = dlp[dlp["size"].notna()]
     if dlp.empty:
@@ -66,12 +67,18 @@ def dlp_table(
                     "estimate": first_crossing(sizes, curve["mean"].to_numpy(float), t),
                     "low": first_crossing(sizes, curve["ci_high"].to_numpy(float), t),
                     "high": first_crossing(sizes, curve["ci_low"].to_numpy(float), t),
+                    "smallest": float(sizes.min()),
                     "largest": float(sizes.max()),
                 }
             )
     return pd.DataFrame(rows, columns=columns)
 
 
-def format_share(x: float, largest: float) -> str:
-    """A size as a percentage, or "> largest" when the curve never gets there."""
-    return f"> {100 * largest:.3g} %" if np.isnan(x) else f"{100 * x:.3g} %"
+def format_share(x: float, smallest: float, largest: float) -> str:
+    """A size as a percentage: "> largest" when the curve never gets there, "≤ smallest" when
+    it is there from the smallest size run."""
+    if np.isnan(x):
+        return f"> {100 * largest:.3g} %"
+    if x <= smallest:
+        return f"≤ {100 * smallest:.3g} %"
+    return f"{100 * x:.3g} %"

@@ -258,10 +258,10 @@ def dlp_rows(results: pd.DataFrame, confidence: float) -> list[dict]:
     ):
         cells = []
         for _, r in rows.sort_values("threshold").iterrows():
-            largest = r["largest"]
+            ends = r["smallest"], r["largest"]
             cells.append(
-                f"{format_share(r['estimate'], largest)} "
-                f"[{format_share(r['low'], largest)}, {format_share(r['high'], largest)}]"
+                f"{format_share(r['estimate'], *ends)} "
+                f"[{format_share(r['low'], *ends)}, {format_share(r['high'], *ends)}]"
             )
         out.append({"learner": learner, "lever": lever, "perspective": perspective, "cells": cells})
     return out

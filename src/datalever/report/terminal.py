@@ -184,10 +184,10 @@ def render_dlp_table(table: pd.DataFrame, console: Console) -> None:
         cells = []
         for t in thresholds:
             r = rows[rows["threshold"] == t].iloc[0]
-            largest = r["largest"]
+            ends = r["smallest"], r["largest"]
             cells.append(
-                f"{format_share(r['estimate'], largest)} "
-                f"[{format_share(r['low'], largest)}, {format_share(r['high'], largest)}]"
+                f"{format_share(r['estimate'], *ends)} "
+                f"[{format_share(r['low'], *ends)}, {format_share(r['high'], *ends)}]"
             )
         out.add_row(learner, lever, perspective, *cells)
     console.print(out)
