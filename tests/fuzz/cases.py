@@ -270,7 +270,9 @@ def flag_cases() -> Iterator[Case]:
         ["--delta=-2%", "--jobs", "0"],
         [],
     ):
-        yield Case(f"ask {' '.join(args):.60}", ask + args)
+        # Poison (vandalism) is a lever now: asking about it is legal, answered "No".
+        expect = "either" if "poison" in args else "refused"
+        yield Case(f"ask {' '.join(args):.60}", ask + args, expect=expect)
     yield Case("ask --spec without question or delta", ask + ["--spec", "spec.toml"], spec)
     for name in ["nonexistent", "x" * 10_000_000, "[/]", ""]:
         yield Case(f"data info {name:.20}", ["data", "info", name])

@@ -1,8 +1,13 @@
 """Run a fuzz case through the real command line, in this process, and judge it.
 
 A case passes when the command ends within its time limit, without a traceback, with the exit
-code its ``expect`` allows (2 and an error paragraph for ``"refused"``), and, when refused,
-without changing a byte of any file that was there before (the results store above all).
+code its ``expect`` allows (2 and an error paragraph for ``"refused"``), without printing a
+control character (one echoed from the input could clear the screen or retitle the terminal),
+and, when refused, without changing a byte of any file that was there before (the results store
+above all).
+
+:func:`run_isolated` runs a list of cases in a child process under a memory limit, for cases
+whose failure could be a runaway allocation rather than an exception.
 """
 
 from __future__ import annotations
@@ -48,6 +53,15 @@ def make_template_store(path: Path) -> Path:
 
     run_spec(spec_from_dict(BASE_SPEC), ResultsStore(path))
     return path
+
+
+def _control_characters(text: str) -> str:
+    """The control characters in ``text`` other than line breaks and tabs: echoed from the
+    input, they would move the cursor, clear the screen or ring the bell of whoever reads it."""
+    import unicodedata
+
+    odd = sorted({c for c in text if unicodedata.category(c) == "Cc" and c not in "\n\t"})
+    return "".join(repr(c)[1:-1] for c in odd)
 
 
 def _damage(template: Path, dest: Path, offset: int, length: int) -> None:
@@ -133,8 +147,111 @@ def judge(
         return Outcome(case, code, output, f"exit code {code}, expected {sorted(allowed)}")
     if code == 2 and "Error" not in output:
         return Outcome(case, code, output, "refused without an error message")
+    echoed = _control_characters(output)
+    if echoed:
+        return Outcome(case, code, output, f"the output echoes control characters {echoed}")
     if code == 2:
         changed = sorted(name for name, digest in before.items() if after.get(name) != digest)
         if changed:
             return Outcome(case, code, output, f"refused, but changed {', '.join(changed)}")
     return Outcome(case, code, output, None)
+
+
+# ----------------------------------------------------------------------------- in a child
+
+
+#: Address space of the child process that runs cases in isolation: a case that allocates
+#: without bound (junk examples by the million, texts hashed into a million columns) then
+#: meets a MemoryError instead of taking the machine's memory.
+CHILD_MEMORY_BYTES = 4 << 30
+#: Seconds a child may take past a case's own time limit before it is killed: the in-process
+#: alarm cannot interrupt one long call into compiled code (a BLAS solve, a parser).
+CHILD_GRACE_S = 15
+
+
+def _child(factory: str, indices: list[int], root: str, template: str) -> None:
+    """Run cases one by one under a memory limit, announcing each on stdout."""
+    import importlib
+    import json
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_BYTES, CHILD_MEMORY_BYTES))
+    module, _, function = factory.partition(":")
+    cases = getattr(importlib.import_module(module), function)()
+    for i in indices:
+        print(json.dumps({"start": i}), flush=True)
+        outcome = run_case(cases[i], Path(root) / f"case{i}", Path(template))
+        done = {"done": i, "problem": outcome.problem, "output": outcome.output[-3000:]}
+        print(json.dumps(done), flush=True)
+
+
+def run_isolated(
+    factory: str, indices: list[int], root: Path, template: Path
+) -> dict[int, tuple[str | None, str]]:
+    """Run the cases at ``indices`` of the list ``factory`` ("module:function") returns, in a
+    child process under :data:`CHILD_MEMORY_BYTES`, from the repository root. Returns each
+    case's problem (None when it passed) and output. A case that kills the child (the kernel's
+    OOM killer, a crash in compiled code) or outlives its time limit fails, and the rest run in
+    a new child."""
+    import json
+    import queue
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    results: dict[int, tuple[str | None, str]] = {}
+    pending = list(indices)
+    repo = Path(__file__).resolve().parents[2]
+    while pending:
+        code = (
+            "from tests.fuzz.harness import _child; "
+            f"_child({factory!r}, {pending!r}, {str(root)!r}, {str(template)!r})"
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump(stream=child.stdout, sink=lines) -> None:
+            for line in stream:
+                sink.put(line)
+            sink.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        current: int | None = None
+        started = False
+        deadline = time.monotonic() + 120  # the child's imports
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                child.kill()
+                if current is None:
+                    raise RuntimeError("the fuzz child did not start") from None
+                results[current] = (f"no answer within {TIME_LIMIT_S} s (a hang)", "")
+                break
+            if line is None:
+                child.wait()
+                if current is not None and current not in results:
+                    results[current] = (f"the process died (exit {child.returncode})", "")
+                elif not started:
+                    raise RuntimeError(f"the fuzz child failed to start ({child.returncode})")
+                break
+            if not line.startswith("{"):
+                continue  # something a case printed straight to stdout
+            message = json.loads(line)
+            if "start" in message:
+                current, started = message["start"], True
+                deadline = time.monotonic() + TIME_LIMIT_S + CHILD_GRACE_S
+            else:
+                results[message["done"]] = (message["problem"], message["output"])
+                current = None
+        child.wait()
+        pending = [i for i in pending if i not in results]
+    return results

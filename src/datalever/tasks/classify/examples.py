@@ -8,13 +8,21 @@ plain numpy arrays, as for ratings.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import hashlib
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from datalever.errors import DataleverError
+
+#: The largest feature magnitude accepted. Learners sum squares of features over examples
+#: (variances, Gram matrices); squares of values beyond 1e150 pass 1e300 and such sums overflow
+#: to infinity, so larger values are refused when loaded rather than failing mid-run.
+MAX_FEATURE_MAGNITUDE = 1e150
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,14 @@ class LabelledExamples:
                 f"{bad:,} example(s) of {where} have missing or infinite feature values.",
                 "fill or drop them before loading.",
             )
-        y = np.asarray(y)
+        if X.max() > MAX_FEATURE_MAGNITUDE or X.min() < -MAX_FEATURE_MAGNITUDE:
+            bad = int((np.abs(X) > MAX_FEATURE_MAGNITUDE).any(axis=1).sum())
+            raise DataleverError(
+                f"{bad:,} example(s) of {where} have feature values beyond ±"
+                f"{MAX_FEATURE_MAGNITUDE:g}, whose squares overflow the learners' sums.",
+                "rescale the features (standardise them, or take logarithms) before loading.",
+            )
+        y = _ids(y, "label", where)
         if len(y) != len(X):
             raise DataleverError(
                 f"{where} has {len(X):,} examples but {len(y):,} labels.",
@@ -169,9 +184,16 @@ class LabelledExamples:
                 f"Every example of {where} has the same label, so there is nothing to classify.",
                 "give examples of at least two classes.",
             )
+        if 2 * len(classes) > len(y):
+            raise DataleverError(
+                f"{where} has {len(classes):,} classes among {len(y):,} examples, fewer than two "
+                "examples per class, so no class can be both learnt and tested (is the label "
+                "column an id?).",
+                "map label to the column of classes, with several examples of each.",
+            )
         if contributors is None:
             contributors = np.arange(len(X))
-        contributors = np.asarray(contributors)
+        contributors = _ids(contributors, "contributor id", where)
         if len(contributors) != len(X):
             raise DataleverError(
                 f"{where} has {len(X):,} examples but {len(contributors):,} contributor ids.",
@@ -201,6 +223,62 @@ class LabelledExamples:
             contributors=attrs,
             vectoriser=vectoriser,
         )
+
+
+def _ids(values: np.ndarray, what: str, where: str) -> np.ndarray:
+    """Labels or contributor ids as values that can be told apart, sorted and printed.
+
+    Text, numbers, booleans and dates are such values; bytes (text of no known encoding),
+    lists and tables are not. A column mixing them (as a CSV table does when pandas reads its
+    first rows as numbers and later ones, after a word, as text) has every value written as
+    text, numbers in their shortest form (``7`` and ``7.0`` are ``"7"``), so the same value in
+    two parts of a file is one class and one contributor, not two.
+    """
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise DataleverError(
+            f"The {what}s of {where} must be one value per example; got shape {values.shape}.",
+            f"give one {what} per example.",
+        )
+    if values.dtype != object:
+        return values
+    families = {_family(k) for k in pd.Series(values).dropna().map(type).unique()}
+    if None in families:
+        raise DataleverError(
+            f"Some {what}s of {where} are not text, real numbers or dates (but bytes, lists, "
+            "tables or the like).",
+            f"give {what}s as text or numbers; cast a binary column to text before loading.",
+        )
+    if len(families) > 1:
+        return np.array([v if pd.isna(v) else _as_text(v) for v in values], dtype=object)
+    return values
+
+
+def _family(kind: type) -> str | None:
+    """Which values compare with which: text, real numbers (booleans among them) or times;
+    None for what cannot name a class (bytes, complex numbers, containers)."""
+    if issubclass(kind, str):
+        return "text"
+    if issubclass(kind, numbers.Real | decimal.Decimal | np.bool_):
+        return "number"
+    if issubclass(kind, dt.date | dt.time | dt.timedelta | np.datetime64 | np.timedelta64):
+        return "time"
+    return None
+
+
+def _as_text(value: object) -> str:
+    """``value`` as text; a number, or text that reads as one, in its shortest form."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
+    if number.is_integer() and abs(number) < 2**53:
+        return str(int(number))
+    return repr(number)
 
 
 def load_digits_dataset() -> LabelledExamples:
