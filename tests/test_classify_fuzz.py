@@ -56,25 +56,8 @@ _PARQUET_NAMES = (
 _LOADING = 'cli.py prints the spec\'s dataset path unsanitised ("Loading {spec.data.dataset}…")'
 #: Cases that fail for a fault outside the classification loaders, and where it lies.
 KNOWN: dict[str, str] = {
-    "classify spec: sklearn.params = {'class_weight': {'0': 5.0}}": _FIT,
-    "classify spec: sklearn.params = {'class_weight': {'cat': 5.0}}": _FIT,
-    "classify spec: sklearn.params = {'bootstrap': False, 'oob_score': True}": _FIT,
-    "classify spec: sklearn.params = {'bootstrap': False, 'max_samples': 0.5}": _FIT,
-    "classify spec: sklearn LogisticRegression {'penalty': 'l1'}": _FIT,
-    "classify spec: sklearn LogisticRegression {'penalty': 'elasticnet'}": _FIT,
-    "classify spec: sklearn LinearSVC {'penalty': 'l1', 'loss': 'hinge'}": _FIT,
-    "classify spec: sklearn SVC {'kernel': 'precomputed'}": _FIT,
     "classify spec: sklearn CategoricalNB {}": _FIT,
-    "classify spec: sklearn DecisionTreeClassifier {'class_weight': {'0': 1}}": _FIT,
-    "classify spec: sklearn.params = {'max_samples': 1000000000}": _MEMORY,
-    "classify spec: poison junk examples = 10000 for everyone": _MEMORY,
-    "classify spec: label_flip on classes named with control characters": _ECHO,
-    "classify spec: plant on classes named with control characters": _ECHO,
-    "classify spec: plant without target on classes named with control characters": _ECHO,
-    "classify table info: label control characters": _INFO,
-    "classify spec: table control characters in every name": _LOADING,
     "classify spec: ridge on 15,000 classes": _CLASSES,
-    "data info ratings parquet with integer column names": _PARQUET_NAMES,
 }
 #: Known failures too slow for every test run (``python -m tests.fuzz`` runs them).
 SLOW = {"classify spec: ridge on 15,000 classes"}

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from datalever import __version__
+from datalever.data.guard import shown
 from datalever.errors import DataleverError
 
 # Help texts and every message are printed literally: `[data]` is a TOML table, not markup.
@@ -159,7 +160,7 @@ def _run_with_progress(spec, location: str, jobs: int, path: str, quiet: bool = 
                 else spec.name,
             )
 
-    err_console.print(f"Loading {spec.data.dataset}…")
+    err_console.print(f"Loading {shown(spec.data.dataset, 200)}…")
     data = load_spec_data(spec)
     _print_notes(data)
     checked = check_runnable(spec, data, path, jobs)
@@ -348,12 +349,22 @@ def ask(
     data: Annotated[
         str | None, typer.Option(help="Dataset name or path. [default: movielens-100k]")
     ] = None,
-    learner: Annotated[str | None, typer.Option(help="Learner name. [default: ease]")] = None,
+    learner: Annotated[
+        str | None, typer.Option(help="Learner name. [default: ease; lda for classification]")
+    ] = None,
     lever: Annotated[
-        str | None, typer.Option(help="strike, boycott or poison. [default: strike]")
+        str | None,
+        typer.Option(
+            help="strike, boycott, poison, contribute or plant (with --spec for its "
+            "parameters). [default: strike]"
+        ),
     ] = None,
     metric: Annotated[
-        str | None, typer.Option(help="Capability metric. [default: ndcg@10]")
+        str | None,
+        typer.Option(
+            help="Capability metric, or a lever's own (success, dlp). [default: ndcg@10; "
+            "accuracy for classification]"
+        ),
     ] = None,
     group: Annotated[str | None, typer.Option(help="Evaluation group. [default: everyone]")] = None,
     confidence: Annotated[
@@ -407,7 +418,7 @@ def ask(
     }
     spec = _question_spec(spec_path, {k: v for k, v in flags.items() if v is not None})
     check_answerable(spec)
-    err_console.print(f"Loading {spec.data.dataset}…")
+    err_console.print(f"Loading {shown(spec.data.dataset, 200)}…")
     dataset = load_spec_data(spec)
     _print_notes(dataset)
     check_runnable(spec, dataset, jobs=jobs)
@@ -489,7 +500,14 @@ def _question_spec(spec_path: Path | None, flags: dict):
             "evaluation": {"metrics": [], "groups": []},
         }
         source = "the question"
-    question = raw.get("question") or {"metric": "ndcg@10", "group": "everyone"}
+    from datalever.tasks import TASKS, probe_metrics, task_of_data
+
+    if "data" in flags:
+        raw["data"] = {"dataset": flags["data"]}
+    family = TASKS[task_of_data(raw["data"].get("dataset", ""), raw["data"].get("columns"))]
+    if spec_path is None and family.name != "recommendation":
+        raw["learners"] = [{"name": family.default_learner}]
+    question = raw.get("question") or {"metric": family.default_metrics[0], "group": "everyone"}
     raw["question"] = question
     # Without a spec the one learner is the question's; naming it again would change the run
     # id of searches stored by earlier releases.
@@ -497,8 +515,6 @@ def _question_spec(spec_path: Path | None, flags: dict):
     for flag in asked:
         if flag in flags:
             question[flag] = flags[flag]
-    if "data" in flags:
-        raw["data"] = {"dataset": flags["data"]}
     if "lever" in flags:  # the spec's own parameters for that lever, if it lists it
         listed = [lv for lv in raw.pop("levers", None) or [raw.get("lever", {})]]
         same = [lv for lv in listed if isinstance(lv, dict) and lv.get("kind") == flags["lever"]]
@@ -516,7 +532,10 @@ def _question_spec(spec_path: Path | None, flags: dict):
         else:
             raw["learners"].append({"name": flags["learner"]})
     evaluation = raw["evaluation"]
-    for key, value in (("metrics", question.get("metric")), ("groups", question.get("group"))):
+    asked_metric = question.get("metric")
+    if isinstance(asked_metric, str) and asked_metric.strip().lower() in probe_metrics():
+        asked_metric = family.default_metrics[0]  # a lever's own measure is stored anyway
+    for key, value in (("metrics", asked_metric), ("groups", question.get("group"))):
         if isinstance(value, str) and value not in evaluation.setdefault(key, []):
             evaluation[key].append(value)
     if spec_path is None:
@@ -685,6 +704,10 @@ def data_info(
             "spec's columns table, e.g. user=userId,item=movieId,rating=stars."
         ),
     ] = None,
+    vectoriser: Annotated[
+        str | None,
+        typer.Option(help="For labelled examples with a text column: hashing or hashing:N."),
+    ] = None,
 ) -> None:
     """Counts of contributors, items and records, and the attributes available for groups."""
     from datalever.data.registry import load_dataset
@@ -694,7 +717,15 @@ def data_info(
 
     mapping = _column_mapping(columns) if columns is not None else None
     if task_of_data(name, mapping) == "classification":
-        examples = load_examples_table(name, mapping) if mapping else EMBEDDED[name]()
+        if vectoriser is not None:
+            from datalever.tasks.classify.data import vectoriser_features
+
+            vectoriser_features(vectoriser)
+        examples = (
+            load_examples_table(name, mapping, vectoriser=vectoriser)
+            if mapping
+            else EMBEDDED[name]()
+        )
         _print_notes(examples)
         _print_examples_info(examples)
         return
@@ -721,17 +752,19 @@ def data_info(
 
 def _print_examples_info(d) -> None:
     """Counts of a classification dataset: examples, contributors, features and classes."""
-    console.print(Text.assemble((d.name, "bold"), f"  (checksum {d.checksum()})"))
+    console.print(Text.assemble((shown(d.name, 200), "bold"), f"  (checksum {d.checksum()})"))
     console.print(f"  examples:     {len(d):,}")
     console.print(f"  contributors: {d.n_contributors:,}")
     console.print(
         f"  features:     {d.n_features:,}" + (f" ({d.vectoriser})" if d.vectoriser else "")
     )
     counts = d.records["label"].value_counts().sort_index()
-    shown = ", ".join(f"{d.class_names[k]} ({v})" for k, v in counts.items())
-    console.print(f"  classes:      {d.n_classes} — {shown}")
+    listed = ", ".join(f"{shown(d.class_names[k], 40)} ({v})" for k, v in counts.head(25).items())
+    more = f", and {len(counts) - 25:,} more" if len(counts) > 25 else ""
+    console.print(f"  classes:      {d.n_classes} — {listed}{more}")
     for col in d.contributors.columns:
-        console.print(f"  group by {col}: e.g. {col}:{d.contributors[col].iloc[0]}")
+        example = shown(d.contributors[col].iloc[0], 40)
+        console.print(f"  group by {col}: e.g. {col}:{example}")
 
 
 def _print_notes(data) -> None:

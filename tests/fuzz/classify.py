@@ -842,7 +842,6 @@ def flag_cases() -> Iterator[Case]:
         ["--learner", "lda", "--metric", "ndcg@10", "--delta=-1%"],
         ["--learner", "biased_mf", "--metric", "accuracy", "--delta=-1%"],
         ["--learner", "lda", "--metric", "rmse", "--delta=-1%"],
-        ["--learner", "lda", "--delta=-1%"],
         ["--learner", "ridge", "--metric", "log_loss", "--delta=-1%"],
         ["--learner", "lda", "--metric", "accuracy", "--delta=-1%", "--lever", "vandalism"],
         ["--learner", "lda", "--metric", "accuracy", "--delta=-1%", "--group", "non-members"],
@@ -855,6 +854,11 @@ def flag_cases() -> Iterator[Case]:
     yield Case(
         "ask digits lda accuracy",
         ask + ["--learner", "lda", "--metric", "accuracy", "--delta=-1%"],
+        expect="either",
+    )
+    yield Case(
+        "ask digits lda, the family's metric",
+        ask + ["--learner", "lda", "--delta=-1%"],
         expect="either",
     )
 

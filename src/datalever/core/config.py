@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Self, get_args, get_origin
+from types import UnionType
+from typing import Any, ClassVar, Literal, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
@@ -61,11 +62,24 @@ class LearnerConfig(BaseModel):
         if isinstance(extra, dict) and "accepts" in extra:
             return str(extra["accepts"])
         annotation = field.annotation
+        optional = False
+        if get_origin(annotation) in (UnionType, Union):  # ``int | None``: the int, or left out
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            optional = len(args) < len(get_args(annotation))
+            annotation = args[0] if len(args) == 1 else annotation
         if get_origin(annotation) is Literal:
-            return "one of " + ", ".join(json.dumps(a) for a in get_args(annotation))
-        kind = {int: "an integer", float: "a finite number"}.get(annotation, "a value")
-        bounds = _bounds(field)
-        return f"{kind} {bounds}" if bounds else kind
+            kind = "one of " + ", ".join(json.dumps(a) for a in get_args(annotation))
+        else:
+            kind = {
+                bool: "true or false",
+                int: "an integer",
+                float: "a finite number",
+                str: "a text (in quotes)",
+                dict: "a table of keyword arguments",
+            }.get(annotation, "a value")
+            bounds = _bounds(field)
+            kind = f"{kind} {bounds}" if bounds else kind
+        return f"{kind}, or left out" if optional else kind
 
     @classmethod
     def _refusal(

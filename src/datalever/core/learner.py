@@ -96,6 +96,10 @@ class Learner(ABC):
         a GPU backend that rounds differently); part of scenario keys when not ``None``."""
         return None
 
+    def check(self, data: Any) -> None:  # noqa: B027 - a hook; most learners need none
+        """Refuse, before a run starts, a learner that cannot fit ``data`` (for an adapter, a
+        parameter its library refuses only when fitting). Nothing to check by default."""
+
     def fast_path(self, base: Any) -> FastPath | None:
         """An exact fast path prepared on ``base`` (statistics computed once per fold), or
         ``None`` when the learner has only plain fits. Overridden by learners that have one."""

@@ -97,6 +97,8 @@ class Task(ABC):
     default_metrics: ClassVar[tuple[str, ...]] = ()
     #: The simple learner gaps are measured against ("share of the gap").
     default_reference: ClassVar[str] = ""
+    #: The learner `ask` uses when none is named.
+    default_learner: ClassVar[str] = ""
     #: The split protocols this family has.
     protocols: ClassVar[tuple[str, ...]] = ()
     #: What a record is called in messages ("rating", "example").

@@ -317,4 +317,6 @@ def _read_parquet(path: Path, usecols: list[str]) -> pd.DataFrame:
             f"than the limit of {cap:,} for data files.",
             f"load fewer rows, or raise the limit with {MAX_DECOMPRESSED_ENV}.",
         )
-    return pd.read_parquet(path, columns=usecols)
+    df = pd.read_parquet(path, columns=usecols)
+    df.columns = [str(c) for c in df.columns]  # pandas keeps integer names (0, 1) in metadata
+    return df

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from datalever.collectives import group_members
 from datalever.core.learner import Learner
+from datalever.core.resources import memory_limit
 from datalever.core.task import Dataset
 from datalever.engine.executor import Executor
 from datalever.errors import DataleverError
@@ -239,17 +240,10 @@ def check_runnable(spec: Spec, data: Dataset, path: str = "auto", jobs: int = 1)
     checksum = data.checksum()
     scenarios = plan(spec, checksum, path)
     learners = [make_learner(ls.name, ls.params()) for ls in spec.learners]
+    for learner in learners:
+        learner.check(data)
     check_memory(learners, data, jobs)
     return checksum, scenarios, learners
-
-
-def memory_limit() -> int:
-    """The memory a run may plan to use: ``DATALEVER_MAX_MEMORY`` (bytes) if set, else this
-    machine's physical memory."""
-    override = os.environ.get("DATALEVER_MAX_MEMORY", "").strip()
-    if override.isdigit():
-        return int(override)
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def check_memory(learners: list[Learner], data: Dataset, jobs: int = 1) -> None:

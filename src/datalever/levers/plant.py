@@ -15,6 +15,15 @@ Success is the share of held-out examples outside the target class that the mode
 the target class once the trigger is added to them; the no-action model's success is the
 baseline (how often the trigger alone leads to the target). It is read for every evaluation
 group, so success on non-participants' examples says whether the signal generalises.
+
+On recommenders (after Baumann & Mendler-Dünner, NeurIPS 2024, whose fans insert a song into
+their playlists next to chosen anchor songs), the participants are fans who add the
+``target`` item to their own histories with the highest rating — an existing item's id, or
+``"new"`` for an item nobody has rated yet — alone (``target_only``), or co-rated with the
+``anchors`` most popular items (``popular_anchors``) or least popular ones (``rare_anchors``),
+also rated highest where the fan has not rated them. Success is the share of the real users
+who never rated the target whose top-10 list of unrated items holds it (ties against the
+target); ``target_score`` is its mean predicted rating among them.
 """
 
 from __future__ import annotations
@@ -27,25 +36,39 @@ from pydantic import Field
 from datalever.core.delta import Delta
 from datalever.core.learner import Model
 from datalever.core.task import Dataset, Fold, MetricValues
+from datalever.data.guard import shown
 from datalever.errors import DataleverError
 from datalever.levers.base import Lever, LeverConfig, Probe
 from datalever.levers.strike import Strike
+
+#: The strategies for each kind of data.
+FOR_CLASSES = ("feature_label", "feature_only")
+FOR_ITEMS = ("target_only", "popular_anchors", "rare_anchors")
 
 
 class Plant(Lever):
     """Plant a trigger → target-class signal in the participants' examples."""
 
     kind = "plant"
-    probe_metrics: ClassVar[dict[str, bool]] = {"success": True}
+    probe_metrics: ClassVar[dict[str, bool]] = {"success": True, "target_score": True}
 
     class Config(LeverConfig):
-        strategy: Literal["feature_label", "feature_only"] = Field(
+        strategy: Literal[
+            "feature_label", "feature_only", "target_only", "popular_anchors", "rare_anchors"
+        ] = Field(
             "feature_label",
-            description="feature_label: trigger and relabel as the target; feature_only: "
-            "trigger only the participants' examples already of the target class.",
+            description="Classifiers: feature_label (trigger and relabel as the target) or "
+            "feature_only (trigger only examples already of the target class). Recommenders: "
+            "target_only, popular_anchors or rare_anchors (the target co-rated with them).",
         )
         target: str | None = Field(
-            None, max_length=200, description="The class the signal points to (required)."
+            None,
+            max_length=200,
+            description="The class the signal points to, or the item fans push (an item id, "
+            "or new); required.",
+        )
+        anchors: int = Field(
+            5, ge=1, le=1_000, description="Recommenders: anchor items co-rated with the target."
         )
         trigger_features: int = Field(
             2, ge=1, le=100_000, description="How many features form the trigger."
@@ -58,24 +81,35 @@ class Plant(Lever):
         self,
         strategy: str = "feature_label",
         target: str | None = None,
+        anchors: int = 5,
         trigger_features: int = 2,
         fraction: float = 1.0,
     ) -> None:
         c = self.configure(
-            strategy=strategy, target=target, trigger_features=trigger_features, fraction=fraction
+            strategy=strategy,
+            target=target,
+            anchors=anchors,
+            trigger_features=trigger_features,
+            fraction=fraction,
         )
         self.strategy: str = c.strategy
         self.target: str | None = c.target
+        self.anchors: int = c.anchors
         self.trigger_features: int = c.trigger_features
         self.fraction: float = c.fraction
 
     def check(self, data: Dataset) -> None:
-        if getattr(data, "task", "recommendation") != "classification":
+        task = getattr(data, "task", "recommendation")
+        fitting = FOR_ITEMS if task == "recommendation" else FOR_CLASSES
+        if self.strategy not in fitting:
             raise DataleverError(
-                f"Planting a signal is built for classifiers, and {data.name} is a "
-                f"{getattr(data, 'task', 'recommendation')} dataset.",
-                "plant on a classification dataset (such as digits), or use another lever.",
+                f"The planting strategy {self.strategy!r} does not fit {data.name}, a {task} "
+                "dataset.",
+                f"use strategy = {' or '.join(map(repr, fitting))}.",
             )
+        if task == "recommendation":
+            self.item(data)
+            return
         self.target_code(data)
         if self.trigger_features > data.n_features:
             raise DataleverError(
@@ -86,15 +120,17 @@ class Plant(Lever):
 
     def target_code(self, data: Dataset) -> int:
         names = [str(c) for c in data.class_names]
+        listed = ", ".join(shown(n, 40) for n in names[:20]) + (" …" if len(names) > 20 else "")
         if self.target is None:
             raise DataleverError(
                 "Planting a signal needs a target class.",
-                f"give target = one of {', '.join(names[:20])} in the lever's table.",
+                f"give target = one of {listed} in the lever's table.",
             )
         if self.target not in names:
             raise DataleverError(
-                f"{data.name} has no class {self.target!r} to plant a signal for.",
-                f"use one of: {', '.join(names[:20])}{' …' if len(names) > 20 else ''}.",
+                f"{shown(data.name)} has no class {shown(self.target, 40)!r} to plant a signal "
+                "for.",
+                f"use one of: {listed}.",
             )
         return names.index(self.target)
 
@@ -110,6 +146,14 @@ class Plant(Lever):
         out[:, features] = value
         return out
 
+    def item(self, data: Dataset) -> int:
+        """The code of the pushed item: ``n_items`` for a new one."""
+        from datalever.levers.shilling import item_code
+
+        if self.target is not None and self.target.strip().lower() == "new":
+            return data.n_items
+        return item_code(data, self.target)
+
     def delta(
         self,
         data: Dataset,
@@ -117,6 +161,8 @@ class Plant(Lever):
         rng: np.random.Generator,
         train_positions: np.ndarray,
     ) -> Delta:
+        if getattr(data, "task", "recommendation") == "recommendation":
+            return Delta(np.zeros(0, dtype=np.int64), self._fans(data, participants))
         target = self.target_code(data)
         acting = Strike(self.fraction).withheld(data, participants, rng)
         if self.strategy == "feature_only":
@@ -129,7 +175,38 @@ class Plant(Lever):
         )
         return Delta(removed=removed, added=added)
 
+    def _fans(self, data: Dataset, participants: np.ndarray):
+        """The fans' new ratings: the target, and their anchors they have not rated."""
+        from datalever.data.contributions import TrainingSet
+
+        r = data.records
+        users, items = r["contributor"].to_numpy(), r["item"].to_numpy()
+        target = self.item(data)
+        counts = np.bincount(items, minlength=data.n_items)
+        order = np.argsort(-counts if self.strategy == "popular_anchors" else counts, kind="stable")
+        anchors = order[counts[order] > 0][: self.anchors] if self.strategy != "target_only" else []
+        mine = np.isin(users, participants)
+        rated = set(zip(users[mine].tolist(), items[mine].tolist(), strict=True))
+        wanted = [target, *(int(a) for a in anchors)]
+        pairs = [(int(u), i) for u in participants for i in wanted if (int(u), i) not in rated]
+        high = float(r["rating"].max())
+        n_items = max(data.n_items, target + 1)
+        fan_users = np.array([u for u, _ in pairs], dtype=np.int32)
+        fan_items = np.array([i for _, i in pairs], dtype=np.int32)
+        return TrainingSet(
+            fan_users,
+            fan_items,
+            np.full(len(pairs), high),
+            data.n_contributors,
+            n_items,
+            data.rating_scale,
+        )
+
     def probe(self, data: Dataset, fold: Fold) -> Probe:
+        if getattr(data, "task", "recommendation") == "recommendation":
+            from datalever.levers.shilling import TargetItem
+
+            return TargetItem(data, fold, self.item(data), success=True)
         return TriggerSuccess(self, data, fold)
 
 

@@ -11,6 +11,11 @@ Attacks, by task family:
 * ``junk`` (classification): each participant adds ``examples`` junk examples (default 1):
   features drawn uniformly within each feature's range in the dataset, labels at random. The
   junk belongs to its participant, who keeps their real examples.
+* ``shilling`` (recommendation): each participant adds ``profiles`` fake profiles (default 1)
+  that push or nuke the ``target`` item (``method`` random, average or bandwagon; ``filler``,
+  ``selected``; see :mod:`datalever.levers.shilling`). The profiles are new contributors; the
+  participants keep their own ratings. The target's predicted rating and top-10 hit rate among
+  users who never rated it are measured beside the usual metrics.
 
 Participants stay users of the service and stay in evaluation, judged on their true held-out
 records. Which records are altered and how is decided once over all records (from the seed),
@@ -20,20 +25,23 @@ them back altered (junk is added to every fold's training set).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from datalever.core.delta import Delta
-from datalever.core.task import Dataset
+from datalever.core.task import Dataset, Fold
+from datalever.data.guard import shown
 from datalever.errors import DataleverError
-from datalever.levers.base import Lever, LeverConfig
+from datalever.levers import shilling
+from datalever.levers.base import Lever, LeverConfig, Probe
 from datalever.levers.strike import Strike
 
 #: The task family each attack applies to.
 ATTACK_TASK = {
     "vandalism": "recommendation",
+    "shilling": "recommendation",
     "label_flip": "classification",
     "junk": "classification",
 }
@@ -43,17 +51,32 @@ def _unset(value: Any) -> bool:
     return value is None
 
 
+#: The attacks each optional parameter applies to.
+USED_BY = {
+    "target": ("label_flip", "shilling"),
+    "examples": ("junk",),
+    "profiles": ("shilling",),
+    "method": ("shilling",),
+    "intent": ("shilling",),
+    "filler": ("shilling",),
+    "selected": ("shilling",),
+}
+
+
 class Poison(Lever):
     """Alter records (random ratings, flipped labels) or add junk examples."""
 
     kind = "poison"
+    #: A shilling attack's aim is measured on its target item (other attacks report neither).
+    probe_metrics: ClassVar[dict[str, bool]] = {"target_score": True, "target_hit@10": True}
 
     class Config(LeverConfig):
-        attack: Literal["vandalism", "label_flip", "junk"] = Field(
+        attack: Literal["vandalism", "shilling", "label_flip", "junk"] = Field(
             "vandalism",
-            description="vandalism: random ratings on the participant's own items "
-            "(recommendation); label_flip: relabel their examples; junk: add noise examples "
-            "with random labels (classification).",
+            description="vandalism: random ratings on the participant's own items; shilling: "
+            "fake profiles pushing or nuking a target item (recommendation); label_flip: "
+            "relabel their examples; junk: add noise examples with random labels "
+            "(classification).",
         )
         fraction: float = Field(
             1.0,
@@ -66,7 +89,7 @@ class Poison(Lever):
             max_length=200,
             exclude_if=_unset,
             description="label_flip: the class every flipped example gets (default: a random "
-            "other class).",
+            "other class); shilling: the id of the item pushed or nuked (required).",
         )
         examples: int | None = Field(
             None,
@@ -75,6 +98,35 @@ class Poison(Lever):
             exclude_if=_unset,
             description="junk: how many junk examples each participant adds (default 1).",
         )
+        profiles: int | None = Field(
+            None,
+            ge=1,
+            le=1_000,
+            exclude_if=_unset,
+            description="shilling: fake profiles each participant adds (default 1).",
+        )
+        method: Literal["random", "average", "bandwagon"] | None = Field(
+            None, exclude_if=_unset, description="shilling: how filler items are rated."
+        )
+        intent: Literal["push", "nuke"] | None = Field(
+            None, exclude_if=_unset, description="shilling: raise or sink the target."
+        )
+        filler: float | None = Field(
+            None,
+            gt=0,
+            le=1,
+            exclude_if=_unset,
+            description="shilling: the share of items each profile rates besides the target "
+            "(default 0.05).",
+        )
+        selected: int | None = Field(
+            None,
+            ge=1,
+            le=1_000,
+            exclude_if=_unset,
+            description="shilling, bandwagon: how many of the most popular items each profile "
+            "rates highest (default 3).",
+        )
 
     def __init__(
         self,
@@ -82,21 +134,48 @@ class Poison(Lever):
         fraction: float = 1.0,
         target: str | None = None,
         examples: int | None = None,
+        profiles: int | None = None,
+        method: str | None = None,
+        intent: str | None = None,
+        filler: float | None = None,
+        selected: int | None = None,
     ) -> None:
-        c = self.configure(attack=attack, fraction=fraction, target=target, examples=examples)
+        c = self.configure(
+            attack=attack,
+            fraction=fraction,
+            target=target,
+            examples=examples,
+            profiles=profiles,
+            method=method,
+            intent=intent,
+            filler=filler,
+            selected=selected,
+        )
         self.attack: str = c.attack
         self.fraction: float = c.fraction
         self.target: str | None = c.target
         self.examples: int | None = c.examples
-        if self.target is not None and self.attack != "label_flip":
+        self.profiles: int | None = c.profiles
+        self.method: str | None = c.method
+        self.intent: str | None = c.intent
+        self.filler: float | None = c.filler
+        self.selected: int | None = c.selected
+        for name, attacks in USED_BY.items():
+            if getattr(self, name) is not None and self.attack not in attacks:
+                raise DataleverError(
+                    f"The poison attack {self.attack!r} takes no {name}.",
+                    f"drop {name}, or use attack = {' or '.join(map(repr, attacks))}.",
+                )
+        if self.attack == "shilling" and self.fraction != 1.0:
             raise DataleverError(
-                f"The poison attack {self.attack!r} takes no target class.",
-                'drop target, or use attack = "label_flip".',
+                "A shilling attack adds fake profiles and alters no records, so it takes no "
+                "fraction.",
+                "drop fraction; set profiles for more fake profiles per participant.",
             )
-        if self.examples is not None and self.attack != "junk":
+        if self.selected is not None and self.method != "bandwagon":
             raise DataleverError(
-                f"The poison attack {self.attack!r} takes no number of junk examples.",
-                'drop examples, or use attack = "junk".',
+                "Only the bandwagon attack rates selected popular items.",
+                'drop selected, or use method = "bandwagon".',
             )
 
     def params(self) -> dict[str, Any]:
@@ -112,17 +191,37 @@ class Poison(Lever):
                 f"{data.name} is a {task} dataset.",
                 f"use attack = {' or '.join(repr(a) for a in fitting)}.",
             )
-        if self.target is not None:
+        if self.attack == "shilling":
+            shilling.item_code(data, self.target)
+        elif self.target is not None:
             self._target_code(data)
         if self.attack == "vandalism":
             self._rating_values(data)
+        if self.attack == "junk":
+            self._check_junk_memory(data)
+
+    def _check_junk_memory(self, data: Dataset) -> None:
+        """Refuse junk that could not be held: every contributor acting, a fold's copy."""
+        from datalever.core.resources import memory_limit
+
+        need = 8 * (self.examples or 1) * data.n_contributors * data.n_features * 2
+        if need > memory_limit() // 2:
+            gib = 2**30
+            raise DataleverError(
+                f"{self.examples or 1:,} junk examples per participant of {data.n_features:,} "
+                f"features each could take {need / gib:,.1f} GiB when everyone acts, more than "
+                f"half of the {memory_limit() / gib:,.1f} GiB available.",
+                "give fewer junk examples per participant (examples); to allow it anyway, "
+                "set DATALEVER_MAX_MEMORY (bytes).",
+            )
 
     def _target_code(self, data: Dataset) -> int:
         names = [str(c) for c in data.class_names]
+        listed = ", ".join(shown(n, 40) for n in names[:20]) + (" …" if len(names) > 20 else "")
         if self.target not in names:
             raise DataleverError(
-                f"{data.name} has no class {self.target!r} to flip labels to.",
-                f"use one of: {', '.join(names[:20])}{' …' if len(names) > 20 else ''}.",
+                f"{shown(data.name)} has no class {shown(self.target, 40)!r} to flip labels to.",
+                f"use one of: {listed}.",
             )
         return names.index(self.target)
 
@@ -152,6 +251,11 @@ class Poison(Lever):
         k = data.n_classes
         return mask, (labels + rng.integers(1, k, size=len(mask))) % k
 
+    def probe(self, data: Dataset, fold: Fold) -> Probe | None:
+        if self.attack != "shilling":
+            return None
+        return shilling.TargetItem(data, fold, shilling.item_code(data, self.target))
+
     def delta(
         self,
         data: Dataset,
@@ -159,6 +263,18 @@ class Poison(Lever):
         rng: np.random.Generator,
         train_positions: np.ndarray,
     ) -> Delta:
+        if self.attack == "shilling":
+            profiles = shilling.fake_profiles(
+                data,
+                len(participants) * (self.profiles or 1),
+                shilling.item_code(data, self.target),
+                self.method or "random",
+                self.intent or "push",
+                self.filler or 0.05,
+                self.selected or 3,
+                rng,
+            )
+            return Delta(np.zeros(0, dtype=np.int64), profiles)
         if self.attack == "junk":
             return Delta(np.zeros(0, dtype=np.int64), self._junk(data, participants, rng))
         mask, new = self.altered(data, participants, rng)

@@ -93,6 +93,7 @@ class RecommendationTask(Task):
     learners = LEARNERS
     default_metrics = ("ndcg@10", "precision@10", "rmse")
     default_reference = "item_mean"
+    default_learner = "ease"
     protocols = ("data-strikes", "holdout")
     record_noun: ClassVar[str] = "rating"
 

@@ -160,7 +160,8 @@ def load_examples_table(
         raise DataleverError(
             f"The text column {shown(columns['text'], 40)!r} needs a vectoriser to become "
             "features.",
-            'add vectoriser = "hashing" to the spec\'s [data] table.',
+            'add vectoriser = "hashing" to the spec\'s [data] table (or pass --vectoriser hashing '
+            "to `datalever data info`).",
         )
     df = read_table(path, fmt, sep, found, used)
     # Parquet files written by pandas keep non-text column names (0, 1) in their metadata,

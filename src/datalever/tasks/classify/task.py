@@ -29,6 +29,7 @@ class ClassificationTask(Task):
     learners = LEARNERS
     default_metrics = ("accuracy", "macro_f1", "log_loss")
     default_reference = "prior"
+    default_learner = "lda"
     protocols = ("data-strikes", "holdout")
     record_noun: ClassVar[str] = "example"
 

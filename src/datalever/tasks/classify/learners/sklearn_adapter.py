@@ -79,7 +79,16 @@ def fit_estimator(estimator: Any, train: ExampleSet, probabilistic: bool) -> Cla
     labels = np.unique(train.y)
     if len(labels) == 1:
         return OneClassModel(int(labels[0]), train.n_classes, probabilistic)
-    estimator.fit(train.X, train.y)
+    try:
+        estimator.fit(train.X, train.y)
+    except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as e:
+        name = f"{type(estimator).__module__}.{type(estimator).__name__}"
+        raise DataleverError(
+            f"The estimator {name!r} failed to fit the training examples: "
+            f"{show(str(e))}.",
+            "give it parameters that fit this data (see the estimator's documentation), or "
+            "use another estimator.",
+        ) from None
     return SklearnModel(estimator, train.n_classes, probabilistic)
 
 
@@ -161,6 +170,23 @@ class SklearnClassifier(Classifier):
 
     def fit(self, train: ExampleSet) -> ClassifierModel:
         return fit_estimator(self._build(), train, self.probabilistic)
+
+    def check(self, data: Any) -> None:
+        """Fit once on a small stratified sample of ``data`` (up to 20 examples a class), so
+        parameters the estimator refuses only when fitting are refused before a run starts."""
+        labels = data.records["label"].to_numpy()
+        rng = np.random.default_rng(0)
+        sample = np.concatenate(
+            [rng.permutation(np.flatnonzero(labels == c))[:20] for c in np.unique(labels)]
+        )
+        model = self.fit(data.training_set(np.sort(sample)))
+        try:
+            model.scores(data.features[sample[:5]])
+        except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as e:
+            raise DataleverError(
+                f"The estimator {self.estimator!r} failed to score examples: {show(str(e))}.",
+                "give it parameters that fit this data, or use another estimator.",
+            ) from None
 
 
 def _resolve(path: str) -> type:
