@@ -65,3 +65,19 @@ def test_benchmark_cpu_seconds_count_workers_started_from_a_fork_server():
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         pool.submit(_burn, 0.5).result()
     assert cpu_seconds() - before >= 0.45
+
+
+def test_classify_sweep_runs_in_tiny_mode_and_agrees_with_scikit_learn():
+    # Every learner on digits and a small synthetic set, one draw per size: the engine and
+    # scikit-learn run the same scenarios, and the script fails unless they agree.
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "classify_sweep.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    agreed = [line.split()[:2] for line in done.stdout.splitlines() if line.endswith("  ok")]
+    learners = ("multinomial_nb", "gaussian_nb", "ridge", "lda", "logistic")
+    assert agreed == [[d, n] for d in ("digits", "synthetic-1000") for n in learners]
+    assert done.stdout.count("sufficient-statistics") == 8

@@ -189,8 +189,10 @@ def test_delta_with_repeated_and_negative_positions_reads_like_apply():
 
 
 def test_added_records_outside_the_coded_users_are_refused():
+    """Added records may bring new users, counted in their own ``n_users``; a code beyond
+    even that count is refused."""
     base = TrainingSet(np.array([0], np.int32), np.array([0], np.int32), np.array([4.0]), 1, 1)
-    bad = TrainingSet(np.array([1], np.int32), np.array([0], np.int32), np.array([4.0]), 2, 1)
+    bad = TrainingSet(np.array([2], np.int32), np.array([0], np.int32), np.array([4.0]), 2, 1)
     with pytest.raises(ValueError, match="user codes"):
         list(small_learner().fast_path(base).fit_many([Delta(np.zeros(0, np.int64), bad)]))
 

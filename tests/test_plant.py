@@ -112,3 +112,83 @@ def test_success_is_asked_about_not_listed_as_a_metric():
         parse_spec(SPEC.replace("[question]", '[evaluation]\nmetrics = ["success"]\n\n[question]'))
     with pytest.raises(DataleverError, match="which the spec does not run"):
         parse_spec(SPEC.replace('kind = "plant"\ntarget = "3"', 'kind = "strike"'))
+
+
+# Recommenders: fans push an item (after Baumann & Mendler-Dünner, NeurIPS 2024).
+FANS = """
+name = "fans"
+seed = 2
+
+[data]
+dataset = "movielens-100k"
+
+[protocol]
+kind = "data-strikes"
+folds = 5
+run_folds = 1
+
+[[learners]]
+name = "item_knn"
+k = 20
+
+[[learners]]
+name = "item_mean"
+
+[[levers]]
+kind = "plant"
+strategy = "popular_anchors"
+target = "1300"
+
+[[levers]]
+kind = "plant"
+strategy = "target_only"
+target = "new"
+
+[collectives]
+sizes = [0.01, 0.1]
+samples = 2
+
+[evaluation]
+metrics = ["ndcg@10"]
+"""
+
+
+def test_fans_rate_the_target_and_their_anchors(ml100k):
+    d = draw(Collective("random", size=0.05), ml100k, 0, seed=0)
+    every = np.arange(len(ml100k))
+    lever = Plant(strategy="popular_anchors", target="50", anchors=3)
+    added = lever.delta(ml100k, d.participants, np.random.default_rng(0), every).added
+    r = ml100k.records
+    target = lever.item(ml100k)
+    popular = np.argsort(-np.bincount(r["item"], minlength=ml100k.n_items), kind="stable")[:3]
+    assert set(np.unique(added.items)) <= {target, *popular}
+    assert (added.ratings == 5).all() and set(np.unique(added.users)) <= set(d.participants)
+    had = set(zip(r["contributor"], r["item"], strict=True))
+    assert not any((u, i) in had for u, i in zip(added.users, added.items, strict=True))
+    new = Plant(strategy="target_only", target="new").delta(
+        ml100k, d.participants, np.random.default_rng(0), every
+    )
+    assert (new.added.items == ml100k.n_items).all() and new.added.n_items == ml100k.n_items + 1
+    assert len(new.added) == len(d.participants)
+
+
+def test_fans_raise_their_items_exposure_and_fast_paths_equal_plain_fits(tmp_path, ml100k):
+    spec = parse_spec(FANS)
+    store = ResultsStore(tmp_path / "r.sqlite")
+    fast = store.results(run_spec(spec, store, data=ml100k).run_id)
+    plain = store.results(run_spec(spec, store, data=ml100k, path="plain").run_id)
+    key = ["learner", "lever", "collective", "sample", "fold", "eval_group", "metric"]
+    both = fast.merge(plain, on=key, suffixes=("_fast", "_plain"))
+    assert len(both) == len(fast)
+    np.testing.assert_allclose(both.value_fast, both.value_plain, rtol=1e-7, atol=1e-9)
+    success = fast[(fast.metric == "success") & (fast.eval_group == "non-participants")]
+    knn = success[success.learner == "item_knn"].groupby(["lever", "size"]).value.mean()
+    assert knn[("plant popular_anchors 1300", 0.1)] > knn[("plant popular_anchors 1300", 0.01)]
+    assert knn[("plant target_only new", 0.1)] > 0  # a new item reaches others' lists
+
+
+def test_a_strategy_for_the_other_kind_of_data_is_refused(ml100k):
+    with pytest.raises(DataleverError, match="does not fit movielens-100k"):
+        Plant(strategy="feature_label", target="3").check(ml100k)
+    with pytest.raises(DataleverError, match="has no item 'nope'"):
+        Plant(strategy="target_only", target="nope").check(ml100k)

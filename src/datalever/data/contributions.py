@@ -31,9 +31,17 @@ class TrainingSet:
     n_users: int
     n_items: int
     rating_scale: tuple[float, float] = (1.0, 5.0)
+    #: The user and item counts the dataset coded, when records added by a lever brought codes
+    #: beyond them (fake profiles, a new item); ``None``: every code is the dataset's.
+    coded: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.users)
+
+    @property
+    def coded_shape(self) -> tuple[int, int]:
+        """The dataset's own ``(n_users, n_items)``: codes from these on are new."""
+        return self.coded if self.coded is not None else (self.n_users, self.n_items)
 
     def subset(self, index: np.ndarray) -> TrainingSet:
         """The records at ``index`` (positions or a boolean mask)."""
@@ -44,19 +52,28 @@ class TrainingSet:
             self.n_users,
             self.n_items,
             self.rating_scale,
+            self.coded,
         )
 
     def digest_parts(self) -> tuple[np.ndarray | str, ...]:
         return (self.users, self.items, self.ratings, f"{self.n_users}|{self.n_items}")
 
     def concat(self, other: TrainingSet) -> TrainingSet:
+        """These records followed by ``other``'s. ``other`` may bring new users and items
+        (fake profiles, a new song): codes from this set's ``n_users`` / ``n_items`` on, which
+        it counts in its own larger ``n_users`` / ``n_items``; the result counts the larger of
+        each, so every model fitted on it knows the original codes and the new ones, and
+        remembers which codes were the dataset's (``coded``)."""
+        n_users, n_items = max(self.n_users, other.n_users), max(self.n_items, other.n_items)
+        grown = (n_users, n_items) != (self.n_users, self.n_items)
         return TrainingSet(
             np.concatenate([self.users, other.users]),
             np.concatenate([self.items, other.items]),
             np.concatenate([self.ratings, other.ratings]),
-            self.n_users,
-            self.n_items,
+            n_users,
+            n_items,
             self.rating_scale,
+            self.coded_shape if grown or self.coded is not None else None,
         )
 
 

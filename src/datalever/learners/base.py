@@ -18,6 +18,20 @@ from datalever.core.learner import FastPath, fit_scenarios
 from datalever.data.contributions import TrainingSet
 
 
+def shape_after(base: TrainingSet, delta: Delta) -> tuple[int, int]:
+    """``(n_users, n_items)`` of ``delta.apply(base)``, without applying it.
+
+    Added records may come from new contributors (fake profiles) and be on new items: codes
+    from the base's ``n_users`` / ``n_items`` on, counted in the added set's own larger
+    ``n_users`` / ``n_items``. The modified set counts the larger of each
+    (:meth:`TrainingSet.concat`), even when the added set holds no record, so a fast path must
+    size its model by this and not by the base."""
+    added = delta.added
+    if added is None:
+        return base.n_users, base.n_items
+    return max(base.n_users, added.n_users), max(base.n_items, added.n_items)
+
+
 class Model(core.Model):
     """A fitted recommender."""
 
@@ -50,4 +64,4 @@ class Learner(core.Learner):
         return None
 
 
-__all__ = ["Delta", "FastPath", "Learner", "Model", "fit_scenarios"]
+__all__ = ["Delta", "FastPath", "Learner", "Model", "fit_scenarios", "shape_after"]

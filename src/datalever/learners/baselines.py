@@ -4,7 +4,9 @@ popularity).
 Each depends on the data only through per-item counts and rating sums and the overall total,
 so each has an exact sufficient-statistics fast path: the totals of a fold's base training set
 are computed once, and a scenario's model is ``finalize(total − removed + added)``, costing the
-size of the delta plus one pass over the items.
+size of the delta plus one pass over the items. Added records may bring new users and items
+(fake profiles, a new song): their totals start from zero, and the model scores the new items
+too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from datalever.data.contributions import TrainingSet
-from datalever.learners.base import Delta, FastPath, Learner, Model
+from datalever.learners.base import Delta, FastPath, Learner, Model, shape_after
 
 
 def removed_positions(delta: Delta, n: int) -> np.ndarray:
@@ -60,13 +62,18 @@ class RecordTotals:
 
     def after(self, base: TrainingSet, removed: np.ndarray, added: TrainingSet | None):
         """The totals of ``Delta(removed, added).apply(base)``, from the delta alone
-        (``removed`` sorted unique positions): O(delta + n_users + n_items)."""
-        n_items, n_users = len(self.item_counts), len(self.user_counts)
+        (``removed`` sorted unique positions): O(delta + n_users + n_items).
+
+        New users and items that ``added`` brings (see :func:`shape_after`) start from zero
+        totals, as they have no base record."""
+        n_users, n_items = shape_after(base, Delta(removed, added))
         items, users = base.items[removed], base.users[removed]
         ratings = np.asarray(base.ratings[removed], dtype=np.float64)
-        item_counts = self.item_counts - np.bincount(items, minlength=n_items)
-        item_sums = self.item_sums - np.bincount(items, weights=ratings, minlength=n_items)
-        user_counts = self.user_counts - np.bincount(users, minlength=n_users)
+        item_counts = _grown(self.item_counts, n_items) - np.bincount(items, minlength=n_items)
+        item_sums = _grown(self.item_sums, n_items) - np.bincount(
+            items, weights=ratings, minlength=n_items
+        )
+        user_counts = _grown(self.user_counts, n_users) - np.bincount(users, minlength=n_users)
         total, n = self.total - float(ratings.sum()), self.n - len(removed)
         if added is not None and len(added):
             add_r = np.asarray(added.ratings, dtype=np.float64)
@@ -82,6 +89,13 @@ class RecordTotals:
             return self.total / self.n
         lo, hi = self.rating_scale
         return (lo + hi) / 2 if empty is None else empty
+
+
+def _grown(totals: np.ndarray, n: int) -> np.ndarray:
+    """``totals`` followed by zeros up to length ``n`` (the totals of codes without records)."""
+    if len(totals) >= n:
+        return totals
+    return np.concatenate([totals, np.zeros(n - len(totals), dtype=totals.dtype)])
 
 
 class _ItemScoreModel(Model):

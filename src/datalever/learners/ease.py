@@ -19,8 +19,8 @@ from scipy.linalg import blas, lapack
 
 from datalever.core.config import LearnerConfig
 from datalever.data.contributions import TrainingSet
-from datalever.learners.base import Delta, FastPath, Learner, Model
-from datalever.learners.knn import UserRows, add_products
+from datalever.learners.base import Delta, FastPath, Learner, Model, shape_after
+from datalever.learners.knn import UserRows, add_products, grown_csr
 
 #: Largest number of gathered ``B`` entries per predict chunk, to bound memory.
 _BLOCK = 1 << 22
@@ -211,6 +211,12 @@ class _EASEPath(FastPath):
     1e-12 relative (tests/test_fast_paths.py checks 1e-9). An item left with no records has,
     exactly, ``P'`` column ``e_j / λ``; its scores are set to the plain fit's exact zeros so
     that ties among such items are broken as a plain fit breaks them.
+
+    A delta whose added records bring new users or items (fake profiles, a new song) is
+    fitted through the same statistics grown to its shape (:meth:`grown`): the base has no
+    record of the new codes, so ``X``, ``G``, ``A`` and ``K`` gain zero rows and columns and
+    ``P`` gains ``1 / λ`` on the new items' diagonal, exactly, and the new users are touched
+    users whose old rows are empty.
     """
 
     name = "sufficient-statistics"
@@ -231,6 +237,7 @@ class _EASEPath(FastPath):
         self.gram = gram_matrix(self.x)
         self.item_counts = np.diag(self.gram).copy()
         self.inverse = regularized_inverse(self.gram.copy(), learner.regularization)
+        self._last_grown: _EASEPath | None = None  # the last shape a delta grew the base to
 
     @functools.cached_property
     def a(self) -> np.ndarray | None:
@@ -259,23 +266,49 @@ class _EASEPath(FastPath):
 
     def fit_many(self, deltas: Sequence[Delta]) -> Iterator[Model]:
         for delta in deltas:
-            yield self._fit(delta)
+            yield self.grown(shape_after(self.base, delta))._fit(delta)
+
+    def grown(self, shape: tuple[int, int]) -> _EASEPath:
+        """This path's statistics for ``shape = (n_users, n_items)``, at least the base's: the
+        new users and items have no base record (zero rows and columns of ``X``, ``G``, ``A``
+        and ``K``; ``P``'s new diagonal is ``1 / λ``, the inverse of ``λ`` alone). The last
+        grown shape is kept, since a lever's scenarios often share one (each copy costs about
+        what scoring every user of one scenario costs)."""
+        if shape == self.x.shape:
+            return self
+        if self._last_grown is not None and self._last_grown.x.shape == shape:
+            return self._last_grown
+        n_users, n_items = shape
+        grown = object.__new__(_EASEPath)
+        grown.learner, grown.base, grown.rows = self.learner, self.base, self.rows
+        grown.x = grown_csr(self.x, n_users, n_items)
+        grown.gram = _padded(self.gram, (n_items, n_items))
+        grown.item_counts = _padded(self.item_counts, (n_items,))
+        grown.inverse = _padded(self.inverse, (n_items, n_items))
+        new = np.arange(self.x.shape[1], n_items)
+        grown.inverse[new, new] = 1.0 / self.learner.regularization
+        # The cached properties, set directly: the base's, padded (None stays None).
+        grown.__dict__["a"] = None if self.a is None else _padded(self.a, shape)
+        grown.__dict__["k"] = None if self.k is None else _padded(self.k, (n_users, n_users))
+        grown._last_grown = None
+        self._last_grown = grown
+        return grown
 
     def _fit(self, delta: Delta) -> Model:
-        base = self.base
+        n_users, n_items = self.x.shape
         t = self.rows.touched(delta)
         n = len(t.users)
-        old = binary_matrix(t.old[0], t.old[1], n, base.n_items)
-        new = binary_matrix(t.new[0], t.new[1], n, base.n_items)
+        old = binary_matrix(t.old[0], t.old[1], n, n_items)
+        new = binary_matrix(t.new[0], t.new[1], n, n_items)
         old_has, new_has = np.diff(old.indptr) > 0, np.diff(new.indptr) > 0
-        if _update_is_cheaper(int(old_has.sum() + new_has.sum()), base.n_items):
+        if _update_is_cheaper(int(old_has.sum() + new_has.sum()), n_items):
             x = replace_rows(self.x, t.users, new)
             return _UpdatedEASEModel(self, x, t.users, t.users[old_has], new[new_has])
         # A rank-k update would cost more than a fresh inverse: fit as a plain fit does, with G
         # from the touched rows or, when the delta is the larger part, from the modified data.
         if t.update_work > t.scratch_work:
-            train = delta.apply(base)
-            x = binary_matrix(train.users, train.items, base.n_users, base.n_items)
+            train = delta.apply(self.base)
+            x = binary_matrix(train.users, train.items, n_users, n_items)
             gram = gram_matrix(x)
         else:
             x = replace_rows(self.x, t.users, new)
@@ -420,6 +453,13 @@ class _UpdatedEASEModel(Model):
         scores[self.dead[it]] = 0.0
         out[ok] = scores
         return out
+
+
+def _padded(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` in the top-left corner of zeros of ``shape`` (a new C-ordered array)."""
+    out = np.zeros(shape, dtype=a.dtype)
+    out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
 
 
 def _update_is_cheaper(k: int, n_items: int) -> bool:

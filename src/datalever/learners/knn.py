@@ -26,6 +26,9 @@ follows its code (``surprise/similarities.pyx`` and ``knns.py``, version 1.1.x):
 Both learners have exact fast paths for scenarios (see ``_ItemKNNPath`` and ``_UserKNNPath``):
 they update the statistics of the similarities for the users a delta touches, and rebuild the
 candidate lists in the modified training set's record order, so that ties fall the same way.
+A delta may bring new users (fake profiles) and new items: they have no base record, so their
+base statistics and similarities are zeros (and 1 with themselves) until their added records
+count, exactly as in a plain fit on the modified data.
 
 Known differences, all outside what Surprise can do: Surprise raises ``ZeroDivisionError`` for
 ``min_k=0`` when no neighbour counts and for a cosine between two x whose common ratings are
@@ -48,7 +51,7 @@ from pydantic import Field
 from datalever.core.config import LearnerConfig
 from datalever.data.contributions import TrainingSet
 from datalever.errors import DataleverError
-from datalever.learners.base import Delta, FastPath, Learner, Model
+from datalever.learners.base import Delta, FastPath, Learner, Model, shape_after
 from datalever.learners.baselines import RecordTotals, removed_positions
 from datalever.learners.parallel import parallel_kernel
 
@@ -115,7 +118,9 @@ def statistic_blocks(
 
     ``records`` are the (count, rating, squared rating) matrices with one row per y and one
     column per x (:func:`record_matrices`), each y's contribution scaled by ``weights`` (±1 to
-    subtract or add a touched user's records) and added to the dense ``base`` statistics.
+    subtract or add a touched user's records) and added to the dense ``base`` statistics. The
+    base may cover only the first x (a delta that brings new items): the others have no base
+    record, so their base statistics are zeros, and are left out rather than added.
     Yields ``(rows, freq, prods, sq, sq_t)`` with ``sq_t[a, b] = sq[b, a]`` (``None`` unless
     ``transposed``: the statistics alone do not need it). Memory is one
     block of each statistic, not the sparse product of the whole matrix, which at 10 million
@@ -137,12 +142,30 @@ def statistic_blocks(
         sq = (square_t[rows] @ count_w).toarray()
         sq_t = (count_t[rows] @ square_w).toarray() if transposed else None
         if base is not None:  # the delta first, then the base: the order add_products used
-            freq += base[0][rows]
-            prods += base[1][rows]
-            sq += base[2][rows]
-            if sq_t is not None:
-                sq_t += base[2][:, rows].T
+            _add_base(base, rows, freq, prods, sq, sq_t)
         yield rows, freq, prods, sq, sq_t
+
+
+def _add_base(
+    base: tuple[np.ndarray, np.ndarray, np.ndarray],
+    rows: slice,
+    freq: np.ndarray,
+    prods: np.ndarray,
+    sq: np.ndarray,
+    sq_t: np.ndarray | None,
+) -> None:
+    """Add the base statistics to a block of rows ``rows`` (in place), where the base has
+    them: its ``n_base`` first rows and columns."""
+    n_base = base[0].shape[0]
+    if rows.start >= n_base:
+        return
+    inside = slice(rows.start, min(rows.stop, n_base))
+    local = slice(0, inside.stop - inside.start)
+    freq[local, :n_base] += base[0][inside]
+    prods[local, :n_base] += base[1][inside]
+    sq[local, :n_base] += base[2][inside]
+    if sq_t is not None:
+        sq_t[local, :n_base] += base[2][:, inside].T
 
 
 def similarity_from_records(
@@ -452,13 +475,22 @@ class Candidates:
         return self.cand_x, self.cand_r, _offsets(self.counts)
 
     def after(
-        self, removed: np.ndarray, add_x: np.ndarray, add_y: np.ndarray, add_r: np.ndarray
+        self,
+        removed: np.ndarray,
+        add_x: np.ndarray,
+        add_y: np.ndarray,
+        add_r: np.ndarray,
+        n_y: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The candidates of ``Delta(removed, added).apply(base)``: each y's kept base records
         in base order, then its added records in their order, exactly as a stable sort of the
         modified training set by y gives them. One masked copy of the arrays (linear in the
-        base, but a memory-speed pass) plus an insertion of the added records."""
+        base, but a memory-speed pass) plus an insertion of the added records. ``n_y``: the
+        modified set's number of y, when the delta brings new ones (they come last, with
+        their added records alone)."""
         cand_x, cand_r, counts = self.cand_x, self.cand_r, self.counts
+        if n_y is not None and n_y > len(counts):
+            counts = np.concatenate([counts, np.zeros(n_y - len(counts), dtype=counts.dtype)])
         if len(removed):
             keep = np.ones(len(self.ys), dtype=bool)
             keep[removed] = False
@@ -491,10 +523,13 @@ class Touched:
 
     ``old`` and ``new`` are ``(row, item, rating)`` arrays whose ``row`` is the index of the
     user in ``users``; ``new`` lists each user's kept base records, then its added ones.
+    ``added`` is the delta's (possibly empty, or ``None``); ``shape`` is the modified training
+    set's ``(n_users, n_items)`` (:func:`shape_after`).
     """
 
     removed: np.ndarray
     added: TrainingSet | None
+    shape: tuple[int, int]
     users: np.ndarray
     old: tuple[np.ndarray, np.ndarray, np.ndarray]
     new: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -532,19 +567,25 @@ class UserRows:
         self.ptr = _offsets(self.counts)
 
     def positions(self, users: np.ndarray) -> np.ndarray:
-        """Base positions of the records of ``users`` (user by user, base order within)."""
-        lens = self.counts[users]
-        first = np.repeat(self.ptr[users] - (np.cumsum(lens) - lens), lens)
+        """Base positions of the records of ``users`` (user by user, base order within); new
+        users (codes from the base's ``n_users`` on) have none."""
+        n = len(self.counts)
+        known = users < n
+        lens = np.zeros(len(users), dtype=np.int64)
+        lens[known] = self.counts[users[known]]
+        first = np.repeat(self.ptr[np.minimum(users, n)] - (np.cumsum(lens) - lens), lens)
         return self.order[first + np.arange(int(lens.sum()))]
 
     def touched(self, delta: Delta) -> Touched:
-        """O(removed + added + the touched users' records)."""
+        """O(removed + added + the touched users' records). The touched users include the new
+        users the delta's added records bring (with no old records)."""
         base = self.base
         removed = removed_positions(delta, len(base))
-        added = delta.added if delta.added is not None and len(delta.added) else None
+        added = delta.added
         add_u, add_i, add_r = _arrays(added)
-        hit = np.bincount(base.users[removed], minlength=base.n_users)
-        users = np.flatnonzero(hit + np.bincount(add_u, minlength=base.n_users))
+        n_users, _ = shape_after(base, delta)
+        hit = np.bincount(base.users[removed], minlength=n_users)
+        users = np.flatnonzero(hit + np.bincount(add_u, minlength=n_users))
         old = self.positions(users)
         kept = old[~_contains(removed, old)]
         old_rows = np.searchsorted(users, base.users[old])
@@ -554,6 +595,7 @@ class UserRows:
         return Touched(
             removed,
             added,
+            shape_after(base, delta),
             users,
             (old_rows, base.items[old].astype(np.int64), base.ratings[old].astype(np.float64)),
             (
@@ -620,13 +662,14 @@ class _KNNPath(FastPath):
     def _model(self, sim: np.ndarray, t: Touched) -> KNNModel:
         add_u, add_i, add_r = t.added_arrays()
         add_x, add_y = (add_u, add_i) if self.user_based else (add_i, add_u)
+        n_y = t.shape[1] if self.user_based else t.shape[0]
         lr = self.learner
         return KNNModel(
             self.user_based,
             lr.k,
             lr.min_k,
             sim,
-            self.candidates.after(t.removed, add_x, add_y, add_r),
+            self.candidates.after(t.removed, add_x, add_y, add_r, n_y),
             self.totals.after(self.base, t.removed, t.added),
         )
 
@@ -666,14 +709,13 @@ class _ItemKNNPath(_KNNPath):
             self.grid, _rating_grid(t.added_arrays()[2]), self.per_item + n_added
         )
         measure = self.learner.similarity
+        n_users, n_items = t.shape  # new items' base statistics are zeros: left out
         if exact and t.update_work <= t.scratch_work:
             rows, items, ratings, signs = _stacked(t)
-            records = record_matrices(rows, items, ratings, len(signs), base.n_items)
+            records = record_matrices(rows, items, ratings, len(signs), n_items)
             return similarity_from_records(records, measure, signs, self.stats)
         train = delta.apply(base)
-        records = record_matrices(
-            train.users, train.items, train.ratings, base.n_users, base.n_items
-        )
+        records = record_matrices(train.users, train.items, train.ratings, n_users, n_items)
         return similarity_from_records(records, measure)
 
 
@@ -727,17 +769,44 @@ class _UserKNNPath(_KNNPath):
 
     def _similarity(self, delta: Delta, t: Touched) -> np.ndarray:
         users = t.users
-        count, rating, square = record_matrices(*t.new, len(users), self.base.n_items)
-        freq = _user_rows(count, self.count_t, count, users)
-        prods = _user_rows(rating, self.rating_t, rating, users)
-        sq = _user_rows(square, self.count_t, count, users)  # sq[u, v]
-        sq_t = _user_rows(count, self.square_t, square, users)  # sq[v, u]
+        n_users, n_items = t.shape
+        count, rating, square = record_matrices(*t.new, len(users), n_items)
+        count_t, rating_t, square_t = (
+            grown_csr(m, n_items, n_users) for m in (self.count_t, self.rating_t, self.square_t)
+        )
+        freq = _user_rows(count, count_t, count, users)
+        prods = _user_rows(rating, rating_t, rating, users)
+        sq = _user_rows(square, count_t, count, users)  # sq[u, v]
+        sq_t = _user_rows(count, square_t, square, users)  # sq[v, u]
         block = finalize_similarity(freq, prods, sq, sq_t, self.learner.similarity)
         block[np.arange(len(users)), users] = 1.0
-        sim = self.sim.copy()
+        sim = _grown_similarity(self.sim, n_users)
         sim[users] = block
         sim[:, users] = block.T
         return sim
+
+
+def grown_csr(m: sp.csr_matrix, n_rows: int, n_cols: int) -> sp.csr_matrix:
+    """``m`` with empty rows and columns appended up to ``(n_rows, n_cols)`` (the base's records
+    of items and users a delta brings: none), sharing its arrays."""
+    if m.shape == (n_rows, n_cols):
+        return m
+    extra = np.full(n_rows - m.shape[0], m.indptr[-1], dtype=m.indptr.dtype)
+    return sp.csr_matrix(
+        (m.data, m.indices, np.concatenate([m.indptr, extra])), shape=(n_rows, n_cols)
+    )
+
+
+def _grown_similarity(sim: np.ndarray, n: int) -> np.ndarray:
+    """A copy of the base similarities for ``n`` x: new x (no base record) are similar to no
+    one, and to themselves 1, as a plain fit has them before their own records count."""
+    m = len(sim)
+    if n == m:
+        return sim.copy()
+    grown = np.zeros((n, n))
+    grown[:m, :m] = sim
+    grown[np.arange(m, n), np.arange(m, n)] = 1.0
+    return grown
 
 
 def _user_rows(

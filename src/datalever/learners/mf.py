@@ -17,18 +17,23 @@ skips them and leaves everyone else's relative order unchanged, and the order of
 merged in by their keys. A fit therefore depends only on which records are in the training
 set, never on how it happened to be composed.
 
-**Initial parameters** are drawn from the seed for every coded user and item (so a user's
-starting point does not depend on who else is in the training set); biases start at zero and
-``mu`` is the mean of the training set's own ratings.
+**Initial parameters** are drawn from the seed for every coded user and item, whether or not
+it has records; biases start at zero and ``mu`` is the mean of the training set's own ratings.
+One generator, ``numpy.random.default_rng(seed)``, draws N(0, ``init_std``) values row by row:
+first the dataset's user rows, then its item rows; users and items a lever adds (fake
+profiles, a new item, with codes after the dataset's) draw theirs from streams of their own
+(see :func:`initial_factors`). So every starting factor depends only on (seed, code), and a
+scenario that adds fake profiles moves the model through its records alone.
 
 **Batched fitting** (:meth:`BiasedMF.fast_path`). The scenarios of one batch share one record
 array in the merged order (the base records plus every delta's added records) and differ only in
-a per-scenario mask of active records; their parameters are stacked (``K x n_users x f`` etc.)
-and one numba kernel fits them in parallel over scenarios. The plain :meth:`BiasedMF.fit` runs
-the very same kernel with ``K = 1`` and every record active, so a batched model equals the
-plain fit on ``delta.apply(base)`` exactly (same operations in the same order, bit for bit, on
-one machine: numba compiles for the host CPU, so another CPU's vector width can round
-differently).
+a per-scenario mask of active records; their parameters are stacked (``K x n_users x f`` etc.,
+sized for the scenario with the most users and items; a scenario's extra rows have no records
+and are cut off its model) and one numba kernel fits them in parallel over scenarios. The
+plain :meth:`BiasedMF.fit` runs the very same kernel with ``K = 1`` and every record active,
+so a batched model equals the plain fit on ``delta.apply(base)`` exactly (same operations in
+the same order, bit for bit, on one machine: numba compiles for the host CPU, so another
+CPU's vector width can round differently).
 
 **Backends.** ``backend="numba"`` is the CPU kernel above. ``backend="torch"`` runs the same
 SGD as waves of commuting record steps on a torch device (:mod:`datalever.learners.mf_torch`),
@@ -53,7 +58,7 @@ from pydantic import Field, model_validator
 from datalever.core.config import MAX_SEED, LearnerConfig
 from datalever.data.contributions import TrainingSet
 from datalever.learners import mf_torch
-from datalever.learners.base import Delta, FastPath, Learner, Model
+from datalever.learners.base import Delta, FastPath, Learner, Model, shape_after
 from datalever.learners.parallel import parallel_kernel
 
 #: Let LLVM reorder and vectorise floating-point arithmetic in the kernel (the factor dot
@@ -247,14 +252,53 @@ def _mean_rating(ratings: np.ndarray, rating_scale: tuple[float, float]) -> floa
     return float(ratings.mean()) if len(ratings) else sum(rating_scale) / 2
 
 
-def _check_codes(records: TrainingSet, coded: TrainingSet) -> None:
-    """The kernel does not check bounds: refuse codes outside ``coded``'s users and items."""
-    for codes, n, what in (
-        (records.users, coded.n_users, "user"),
-        (records.items, coded.n_items, "item"),
-    ):
+def _check_codes(records: TrainingSet, n_users: int, n_items: int) -> None:
+    """The kernel does not check bounds: refuse codes outside ``n_users`` users and
+    ``n_items`` items."""
+    for codes, n, what in ((records.users, n_users, "user"), (records.items, n_items, "item")):
         if len(codes) and (codes.min() < 0 or codes.max() >= n):
             raise ValueError(f"{what} codes must lie in 0..{n - 1}")
+
+
+#: The streams that draw the starting factors of users and items beyond the dataset's own
+#: (fake profiles, new items), apart from the dataset's stream so they move nothing else.
+NEW_USERS_STREAM, NEW_ITEMS_STREAM = 0xFA4E, 0x1EE3
+
+
+def initial_factors(
+    seed: int,
+    init_std: float,
+    n_factors: int,
+    coded: tuple[int, int],
+    shapes: Sequence[tuple[int, int]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The starting factors of fits on training sets of the given ``(n_users, n_items)``,
+    for a dataset that coded ``coded = (n_users, n_items)`` itself.
+
+    ``default_rng(seed)`` draws N(0, ``init_std``) values row by row (row-major, in float64,
+    rounded once to the kernel's float type): first the dataset's ``coded[0]`` user rows, then
+    its ``coded[1]`` item rows. Users and items beyond those (added by a lever) draw their rows
+    from streams of their own (``default_rng([seed, NEW_USERS_STREAM])`` and ``[seed,
+    NEW_ITEMS_STREAM]``), row by row. So every row depends only on (seed, code) and the
+    dataset, never on how many users or items a lever added: fake profiles move a model
+    through their records alone. Returns ``(pu0, qi0, variant)`` for the largest shape; a fit
+    on a smaller one takes the first rows (``variant`` is all zeros: one block of item rows
+    serves every scenario).
+    """
+    n_users = max([coded[0], *(u for u, _ in shapes)])
+    n_items = max([coded[1], *(i for _, i in shapes)])
+    rng = np.random.default_rng(seed)
+    users = [rng.normal(0, init_std, (coded[0], n_factors))]
+    items = [rng.normal(0, init_std, (coded[1], n_factors))]
+    if n_users > coded[0]:
+        extra = np.random.default_rng([seed, NEW_USERS_STREAM])
+        users.append(extra.normal(0, init_std, (n_users - coded[0], n_factors)))
+    if n_items > coded[1]:
+        extra = np.random.default_rng([seed, NEW_ITEMS_STREAM])
+        items.append(extra.normal(0, init_std, (n_items - coded[1], n_factors)))
+    pu0 = np.concatenate(users).astype(_DTYPE)
+    qi0 = np.concatenate(items).astype(_DTYPE)[None]
+    return pu0, qi0, np.zeros(len(shapes), dtype=np.int64)
 
 
 class BiasedMF(Learner):
@@ -369,7 +413,7 @@ class BiasedMF(Learner):
         return None if device is None else f"torch-{device.split(':')[0]}"
 
     def fit(self, train: TrainingSet) -> Model:
-        _check_codes(train, train)
+        _check_codes(train, train.n_users, train.n_items)
         order = visit_order(train.users, train.items, self.seed)
         active = np.ones((1, len(train)), dtype=np.bool_)
         models = self._fit_stacked(
@@ -378,7 +422,9 @@ class BiasedMF(Learner):
             train.ratings[order],
             active,
             [_mean_rating(train.ratings, train.rating_scale)],
-            train,
+            [(train.n_users, train.n_items)],
+            train.rating_scale,
+            train.coded_shape,
         )
         return next(models)
 
@@ -386,35 +432,46 @@ class BiasedMF(Learner):
         return BatchedSGD(self, base)
 
     def _fit_stacked(
-        self, users, items, ratings, active, mus, like: TrainingSet
+        self, users, items, ratings, active, mus, shapes, rating_scale, coded
     ) -> Iterator[BiasedMFModel]:
-        """Fit one model per row of ``active`` over the shared records (in visiting order).
+        """Fit one model per row of ``active`` over the shared records (in visiting order);
+        ``shapes[s]`` is scenario ``s``'s ``(n_users, n_items)``, which decides its initial
+        factors (:func:`initial_factors`) and its model's size.
 
         The fit runs when the first model is asked for; models are then built one at a time
         as they are consumed, so a large batch never holds every model in memory at once."""
-        rng = np.random.default_rng(self.seed)
-        # Draws in float64 (as before), rounded once to the kernel's float type.
-        pu0 = rng.normal(0, self.init_std, (like.n_users, self.n_factors)).astype(_DTYPE)
-        qi0 = rng.normal(0, self.init_std, (like.n_items, self.n_factors)).astype(_DTYPE)
+        pu0, qi0, variant = initial_factors(self.seed, self.init_std, self.n_factors, coded, shapes)
         mu = np.asarray(mus, dtype=_DTYPE)
         args = (users, items, ratings, active, mu, pu0, qi0, self.n_epochs, self.lr, self.reg)
         device = self.torch_device()
-        fitted = _fit_numba(*args) if device is None else mf_torch.fit_stacked(*args, device=device)
+        if device is None:
+            fitted = _fit_numba(*args, variant)
+        else:
+            fitted = mf_torch.fit_stacked(*args, device=device, variant=variant)
         for s, (bu, bi, pu, qi) in enumerate(fitted):
-            known_users = np.bincount(users[active[s]], minlength=like.n_users) > 0
-            known_items = np.bincount(items[active[s]], minlength=like.n_items) > 0
+            n_users, n_items = shapes[s]
+            known_users = np.bincount(users[active[s]], minlength=n_users) > 0
+            known_items = np.bincount(items[active[s]], minlength=n_items) > 0
             yield BiasedMFModel(
-                float(mu[s]), bu, bi, pu, qi, like.rating_scale, known_users, known_items
+                float(mu[s]),
+                bu[:n_users],
+                bi[:n_items],
+                pu[:n_users],
+                qi[:n_items],
+                rating_scale,
+                known_users,
+                known_items,
             )
 
 
-def _fit_numba(users, items, ratings, active, mu, pu0, qi0, n_epochs, lr, reg) -> Iterator:
-    """Fit the stacked scenarios with the numba kernel; each scenario's ``(bu, bi, pu, qi)``."""
+def _fit_numba(users, items, ratings, active, mu, pu0, qi0, n_epochs, lr, reg, variant) -> Iterator:
+    """Fit the stacked scenarios with the numba kernel, scenario ``s`` starting from ``pu0``
+    and ``qi0[variant[s]]``; each scenario's ``(bu, bi, pu, qi)``."""
     k = len(mu)
     pu = np.repeat(pu0[None], k, axis=0)
-    qi = np.repeat(qi0[None], k, axis=0)
-    bu = np.zeros((k, len(pu0)), dtype=_DTYPE)
-    bi = np.zeros((k, len(qi0)), dtype=_DTYPE)
+    qi = np.ascontiguousarray(qi0[variant])  # a copy per scenario, fitted in place
+    bu = np.zeros((k, pu.shape[1]), dtype=_DTYPE)
+    bi = np.zeros((k, qi.shape[1]), dtype=_DTYPE)
     _run_kernel(users, items, ratings, active, mu, bu, bi, pu, qi, n_epochs, lr, reg)
     return zip(bu, bi, pu, qi, strict=True)
 
@@ -424,11 +481,13 @@ class BatchedSGD(FastPath):
 
     Deltas may remove base records and add new ones: the added records of every delta in the
     batch are appended to the shared record array and merged into the visiting order by their
-    keys; each scenario's mask selects its kept base records and its own added records.
+    keys; each scenario's mask selects its kept base records and its own added records. Added
+    records may bring new users and items (:func:`shape_after`): each scenario starts from
+    the initial factors of its own shape, as its plain fit does.
     """
 
     def __init__(self, learner: BiasedMF, base: TrainingSet) -> None:
-        _check_codes(base, base)
+        _check_codes(base, base.n_users, base.n_items)
         device = learner.torch_device()
         self.name = "batched-sgd" if device is None else f"batched-sgd-torch-{device}"
         self.learner = learner
@@ -440,10 +499,11 @@ class BatchedSGD(FastPath):
         if not deltas:
             return iter(())
         base = self.base
+        shapes = [shape_after(base, d) for d in deltas]
         added = [d.added for d in deltas if d.added is not None and len(d.added)]
         if added:
             for a in added:
-                _check_codes(a, base)
+                _check_codes(a, max(base.n_users, a.n_users), max(base.n_items, a.n_items))
             users = np.concatenate([base.users, *(a.users for a in added)])
             items = np.concatenate([base.items, *(a.items for a in added)])
             ratings = np.concatenate([base.ratings, *(a.ratings for a in added)])
@@ -465,5 +525,12 @@ class BatchedSGD(FastPath):
             # records, then its own added ones), so its mean is the plain fit's, bit for bit.
             mus.append(_mean_rating(ratings[present[s]], base.rating_scale))
         return self.learner._fit_stacked(
-            users[order], items[order], ratings[order], present[:, order], mus, base
+            users[order],
+            items[order],
+            ratings[order],
+            present[:, order],
+            mus,
+            shapes,
+            base.rating_scale,
+            base.coded_shape,
         )

@@ -137,19 +137,40 @@ def _checked_device(device: str | None) -> str:
 
 
 def fit_stacked(
-    users, items, ratings, active, mu, pu0, qi0, n_epochs, lr, reg, device: str
+    users,
+    items,
+    ratings,
+    active,
+    mu,
+    pu0,
+    qi0,
+    n_epochs,
+    lr,
+    reg,
+    device: str,
+    variant: np.ndarray | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Fit ``K = len(mu)`` scenarios that all start from ``pu0``, ``qi0`` and zero biases on
     ``device``; yield each scenario's ``(bu, bi, pu, qi)`` (copied to the host one scenario at
-    a time, so host memory holds one scenario's parameters, not the batch's)."""
+    a time, so host memory holds one scenario's parameters, not the batch's). With
+    ``variant``, ``qi0`` is a stack of item factors and scenario ``s`` starts from
+    ``qi0[variant[s]]`` (scenarios with different numbers of users start their items
+    differently, see :func:`datalever.learners.mf.initial_factors`)."""
     import torch
 
     dev = torch.device(device)
     k = len(mu)
     p_u = torch.as_tensor(pu0, device=dev)[:, None, :].repeat(1, k, 1)  # copies
-    q_i = torch.as_tensor(qi0, device=dev)[:, None, :].repeat(1, k, 1)
-    b_u = torch.zeros((len(pu0), k), dtype=p_u.dtype, device=dev)
-    b_i = torch.zeros((len(qi0), k), dtype=p_u.dtype, device=dev)
+    if variant is None:
+        q_i = torch.as_tensor(qi0, device=dev)[:, None, :].repeat(1, k, 1)
+    else:  # (n_items, K, f): each scenario's starting rows, copied in once (no larger stack)
+        variant = np.asarray(variant, dtype=np.int64)
+        q_i = torch.empty((qi0.shape[1], k, qi0.shape[2]), dtype=p_u.dtype, device=dev)
+        for v in np.unique(variant):
+            scenarios = torch.as_tensor(np.flatnonzero(variant == v), device=dev)
+            q_i[:, scenarios] = torch.as_tensor(qi0[v], device=dev)[:, None, :]
+    b_u = torch.zeros((p_u.shape[0], k), dtype=p_u.dtype, device=dev)
+    b_i = torch.zeros((q_i.shape[0], k), dtype=p_u.dtype, device=dev)
     _sgd_waves(users, items, ratings, active, mu, b_u, b_i, p_u, q_i, n_epochs, lr, reg)
     for s in range(k):
         yield tuple(t[:, s].cpu().numpy() for t in (b_u, b_i, p_u, q_i))

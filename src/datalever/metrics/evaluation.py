@@ -197,11 +197,13 @@ class TopNTask:
         k: int,
         batch: int | None = None,
         tie_seed: int = 0,
+        dataset_items: int | None = None,
     ) -> None:
         if k < 1:
             raise ValueError(f"a top-N list needs k >= 1 (got {k})")
         self.held_out, self.k = held_out, k
         self.tie_seed = tie_seed
+        self.dataset_items = dataset_items
         self._tie_orders: dict[int, np.ndarray] = {}
         self.test_users = np.unique(held_out.users)
         n_items = int(max(held_out.items.max(initial=0), known_items.max(initial=0))) + 1
@@ -256,9 +258,18 @@ class TopNTask:
         )
 
     def tie_order(self, n_items: int) -> np.ndarray:
-        """The order in which equal scores are ranked: a permutation of ``n_items`` items."""
+        """The order in which equal scores are ranked: a permutation of ``n_items`` items. For
+        a model that knows items beyond the dataset's ``dataset_items`` (added by a lever), the
+        dataset's items keep their order and the new ones follow, so adding an item reshuffles
+        no tie among the others."""
         if n_items not in self._tie_orders:
-            self._tie_orders[n_items] = np.random.default_rng(self.tie_seed).permutation(n_items)
+            own = self.dataset_items if self.dataset_items else n_items
+            rng = np.random.default_rng(self.tie_seed)
+            if n_items > own:
+                order = np.r_[rng.permutation(own), np.arange(own, n_items)]
+            else:
+                order = rng.permutation(n_items)
+            self._tie_orders[n_items] = order
         return self._tie_orders[n_items]
 
     def evaluate(self, model: Model) -> Evaluation:

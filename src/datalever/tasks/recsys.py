@@ -60,7 +60,12 @@ class RecommendationJudge(Judge):
         else:
             base = data.training_set(fold.train)
             self.ranking = TopNTask(
-                held_out, base.users, base.items, spec.protocol.list_length, tie_seed=seed
+                held_out,
+                base.users,
+                base.items,
+                spec.protocol.list_length,
+                tie_seed=seed,
+                dataset_items=data.n_items,
             )
 
     def evaluate(self, model: Model, learner: Learner) -> dict[str, MetricValues]:

@@ -22,12 +22,13 @@ from datalever.tasks.classify.examples import ExampleSet
 from datalever.tasks.classify.learners.base import Classifier, ClassifierModel
 from datalever.tasks.classify.learners.naive_bayes import (
     CANCELLED,
+    FAST_BATCH,
     UninformedModel,
     class_counts,
     class_sums,
     delta_rows,
     lower_median,
-    probabilities,
+    softmax_columns,
 )
 
 #: Singular values of the covariance below this fraction of the largest are taken as zero in
@@ -64,11 +65,18 @@ class _GramStatistics:
         diagonal's terms (base, removed and added), for the cancellation guard."""
         k = self.base.n_classes
         x_rem, y_rem, x_add, y_add = delta_rows(self.base, delta)
-        d_rem, d_add = x_rem - self.shift, x_add - self.shift
         counts = self.counts - class_counts(y_rem, k) + class_counts(y_add, k)
-        sums = self.sums - class_sums(d_rem, y_rem, k) + class_sums(d_add, y_add, k)
-        gram = self.gram - d_rem.T @ d_rem + d_add.T @ d_add
-        magnitude = np.diag(self.gram) + (d_rem * d_rem).sum(axis=0) + (d_add * d_add).sum(axis=0)
+        sums, gram = self.sums.copy(), self.gram.copy()
+        magnitude = np.diag(self.gram).copy()
+        # The removed rows are a copy, centred in place; the added ones belong to the delta.
+        for x, y, sign, out in ((x_rem, y_rem, -1.0, x_rem), (x_add, y_add, 1.0, None)):
+            if len(y) == 0:
+                continue
+            d = np.subtract(x, self.shift, out=out)
+            outer = d.T @ d  # a symmetric rank-k product (BLAS syrk)
+            sums += sign * class_sums(d, y, k)
+            gram += sign * outer
+            magnitude += np.diag(outer)
         return counts, sums, gram, magnitude
 
 
@@ -83,9 +91,10 @@ class RidgeModel(ClassifierModel):
         self.n_classes = len(intercept)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        out = np.asarray(X) @ self.weights + self.intercept
-        out[:, ~self.present] = -np.inf
-        return out
+        out = self.weights.T @ np.asarray(X).T  # classes × examples: the faster product
+        out += self.intercept[:, None]
+        out[~self.present] = -np.inf
+        return out.T
 
 
 class RidgeClassifier(Classifier):
@@ -94,6 +103,7 @@ class RidgeClassifier(Classifier):
     are decision values, not probabilities."""
 
     name = "ridge"
+    batch_size = FAST_BATCH
     probabilistic = False
 
     class Config(LearnerConfig):
@@ -185,7 +195,9 @@ class LDAModel(ClassifierModel):
         self.n_classes = len(intercept)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        return probabilities(np.asarray(X) @ self.coef.T + self.intercept)
+        jll = self.coef @ np.asarray(X).T
+        jll += self.intercept[:, None]
+        return softmax_columns(jll).T
 
 
 def _lda_model(
@@ -215,6 +227,7 @@ class LDA(Classifier):
     ``LinearDiscriminantAnalysis(solver="lsqr", shrinkage=shrinkage)``."""
 
     name = "lda"
+    batch_size = FAST_BATCH
 
     class Config(LearnerConfig):
         shrinkage: float | None = Field(

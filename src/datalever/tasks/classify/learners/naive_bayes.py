@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 from pydantic import Field
-from scipy.special import logsumexp
 
 from datalever.core.config import LearnerConfig
 from datalever.core.delta import Delta
@@ -27,6 +26,19 @@ from datalever.tasks.classify.learners.base import Classifier, ClassifierModel
 #: fit's value there is a feature constant within its class (an exact zero). Without the guard a
 #: zero variance or count left by removals comes out as a tiny (or negative) number.
 CANCELLED = 1e-12
+#: Up to this many classes, per-class sums are a product with a one-hot matrix (BLAS): its
+#: n_classes-fold arithmetic still costs less than sorting the rows by class.
+ONE_HOT_CLASSES = 64
+#: Rows per piece of that one-hot matrix (at most 32 MiB).
+ONE_HOT_ROWS = 1 << 16
+#: The largest rounding error Gaussian NB allows its matrix products in a log-likelihood before
+#: summing that one term by term instead; see :meth:`GaussianNBModel.scores`.
+EXPANSION_ROUNDING = 1e-9
+#: Scenarios the engine hands the fast paths at once: a scenario takes milliseconds, so the
+#: engine's work per batch (thread limits, claims) is spread over many.
+FAST_BATCH = 64
+#: The shift of the fast paths' statistics is the lower median of at most this many rows.
+CENTRE_ROWS = 1001
 
 
 class UninformedModel(ClassifierModel):
@@ -43,11 +55,20 @@ class UninformedModel(ClassifierModel):
 
 
 def class_sums(values: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Per-class sums of the rows of ``values`` (``n_classes`` × columns), in O(rows ×
-    columns) whatever the number of classes (a one-hot product would cost ``n_classes`` times
-    more)."""
+    """Per-class sums of the rows of ``values`` (``n_classes`` × columns).
+
+    Up to :data:`ONE_HOT_CLASSES` classes this is one BLAS product of the rows' one-hot class
+    matrix with ``values``; beyond, the rows are sorted by class and summed in runs, in
+    O(rows × columns) whatever the number of classes. Sums of integers are exact either way.
+    """
     out = np.zeros((n_classes, values.shape[1]))
     if len(y) == 0:
+        return out
+    if n_classes <= ONE_HOT_CLASSES:
+        classes = np.arange(n_classes)[:, None]
+        for start in range(0, len(y), ONE_HOT_ROWS):  # the one-hot matrix in bounded pieces
+            rows = slice(start, start + ONE_HOT_ROWS)
+            out += (y[rows] == classes).astype(np.float64) @ values[rows]
         return out
     order = np.argsort(y, kind="stable")
     ys = y[order]
@@ -62,16 +83,22 @@ def class_counts(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 def removed_positions(delta: Delta) -> np.ndarray:
     """The base positions ``delta`` removes, each once: a position named twice is removed
-    once by :meth:`Delta.apply`, so it must be subtracted from the statistics once."""
-    return np.unique(np.asarray(delta.removed, dtype=np.int64))
+    once by :meth:`Delta.apply`, so it must be subtracted from the statistics once. Levers
+    name them in increasing order, which needs no sorting."""
+    removed = np.asarray(delta.removed, dtype=np.int64)
+    if len(removed) < 2 or bool((removed[1:] > removed[:-1]).all()):
+        return removed
+    return np.unique(removed)
 
 
 def delta_rows(
-    base: ExampleSet, delta: Delta
+    base: ExampleSet, delta: Delta, removed: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The features and labels of the examples ``delta`` removes from ``base`` and of those it
-    adds (empty arrays when it adds none)."""
-    removed = removed_positions(delta)
+    adds (empty arrays when it adds none). ``removed``: the delta's
+    :func:`removed_positions`, when the caller has them already."""
+    if removed is None:
+        removed = removed_positions(delta)
     added = delta.added
     if added is None or len(added) == 0:
         x_add = np.empty((0, base.n_features))
@@ -79,26 +106,50 @@ def delta_rows(
     else:
         x_add = np.asarray(added.X, dtype=np.float64)
         y_add = np.asarray(added.y, dtype=np.int64)
-    return base.X[removed], base.y[removed].astype(np.int64), x_add, y_add
+    return np.take(base.X, removed, axis=0), base.y[removed].astype(np.int64), x_add, y_add
 
 
 def lower_median(X: np.ndarray) -> np.ndarray:
-    """Each column's lower median: a value of the data itself, near its centre.
+    """Each column's lower median over at most :data:`CENTRE_ROWS` evenly spaced rows: a
+    value of the data itself, near its centre.
 
     The fast paths keep sums of ``x - shift`` rather than of ``x``: centred data keeps the
     differences of sums (variances, covariances) from cancelling. A data value rather than
     the mean is the shift because integer features (pixel intensities, counts) then stay
-    integers, so their sums, and the differences of sums, are exact.
+    integers, so their sums, and the differences of sums, are exact. Any value near the
+    centre serves, so a sample of the rows gives it at a fraction of a full median's cost.
     """
     if len(X) == 0:
         return np.zeros(X.shape[1])
-    return np.quantile(X, 0.5, axis=0, method="lower")
+    step = -(-len(X) // CENTRE_ROWS)
+    return np.quantile(X[::step], 0.5, axis=0, method="lower")
 
 
-def probabilities(jll: np.ndarray) -> np.ndarray:
-    """Class probabilities from joint log-likelihoods (``-inf`` for absent classes), as
-    scikit-learn's ``predict_proba`` computes them."""
-    return np.exp(jll - logsumexp(jll, axis=1, keepdims=True))
+def softmax_columns(jll: np.ndarray) -> np.ndarray:
+    """The softmax of each column of ``jll`` (classes × examples), in place: the models score
+    in this layout, where every step runs over long contiguous rows."""
+    jll -= jll.max(axis=0)
+    np.exp(jll, out=jll)
+    jll /= jll.sum(axis=0)
+    return jll
+
+
+def logsumexp_columns(jll: np.ndarray) -> np.ndarray:
+    """Class probabilities from the columns of ``jll`` (classes × examples), in place, as
+    ``exp(jll - logsumexp(jll))`` with scipy's ``logsumexp`` (the largest terms kept out of
+    the sum, ``log1p``), so that log-likelihoods so large that rounding them moves the result
+    (Gaussian NB with tiny variances) round as scikit-learn's do. ``exp(jll - lse)`` is taken
+    as ``exp(jll - top) · exp(top - lse)``, equal to rounding, which needs one pass of ``exp``
+    over the matrix rather than two."""
+    top = jll.max(axis=0)
+    is_top = jll == top
+    ties = is_top.sum(axis=0).astype(np.float64)
+    jll -= top
+    np.exp(jll, out=jll)
+    rest = np.where(is_top, 0.0, jll).sum(axis=0) / ties
+    lse = np.log1p(rest) + np.log(ties) + top
+    jll *= np.exp(top - lse)
+    return jll
 
 
 def _negative_examples_error(count: int) -> DataleverError:
@@ -123,7 +174,9 @@ class MultinomialNBModel(ClassifierModel):
         self.n_classes = len(class_log_prior)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        return probabilities(np.asarray(X) @ self.feature_log_prob.T + self.class_log_prior)
+        jll = self.feature_log_prob @ np.asarray(X).T
+        jll += self.class_log_prior[:, None]
+        return logsumexp_columns(jll).T
 
 
 def _multinomial_model(
@@ -143,6 +196,7 @@ class MultinomialNB(Classifier):
     pixel intensities). Equals scikit-learn's ``MultinomialNB(alpha=alpha)``."""
 
     name = "multinomial_nb"
+    batch_size = FAST_BATCH
 
     class Config(LearnerConfig):
         alpha: float = Field(
@@ -183,9 +237,12 @@ class _MultinomialPath(FastPath):
         self.learner, self.base = learner, base
         k = base.n_classes
         self.negative = (base.X < 0).any(axis=1)
+        self.negative_count = int(self.negative.sum())
         self.counts = class_counts(base.y, k)
         self.sums = class_sums(base.X, base.y, k)
-        self.magnitude = class_sums(np.abs(base.X), base.y, k)
+        self.magnitude = (
+            class_sums(np.abs(base.X), base.y, k) if self.negative_count else self.sums.copy()
+        )
 
     def fit_many(self, deltas: Sequence[Delta]) -> Iterator[ClassifierModel]:
         for delta in deltas:
@@ -193,17 +250,21 @@ class _MultinomialPath(FastPath):
 
     def _fit(self, delta: Delta) -> ClassifierModel:
         k = self.base.n_classes
-        x_rem, y_rem, x_add, y_add = delta_rows(self.base, delta)
+        removed_at = removed_positions(delta)
+        x_rem, y_rem, x_add, y_add = delta_rows(self.base, delta, removed_at)
         counts = self.counts - class_counts(y_rem, k) + class_counts(y_add, k)
         if counts.sum() == 0:
             return UninformedModel(k, self.learner.probabilistic)
-        negative = int(self.negative.sum() - self.negative[removed_positions(delta)].sum())
+        negative = int(self.negative_count - self.negative[removed_at].sum())
         negative += int((x_add < 0).any(axis=1).sum())
         if negative:
             raise _negative_examples_error(negative)
         removed, added = class_sums(x_rem, y_rem, k), class_sums(x_add, y_add, k)
         sums = self.sums - removed + added
-        magnitude = self.magnitude + class_sums(np.abs(x_rem), y_rem, k) + np.abs(added)
+        # Added examples are non-negative (checked above), and so are removed ones unless the
+        # base has negative examples: their sums are then their magnitudes.
+        removed_magnitude = class_sums(np.abs(x_rem), y_rem, k) if self.negative_count else removed
+        magnitude = self.magnitude + removed_magnitude + added
         sums[sums <= CANCELLED * magnitude] = 0.0
         return _multinomial_model(counts, sums, self.learner.alpha)
 
@@ -222,16 +283,43 @@ class GaussianNBModel(ClassifierModel):
         self.n_classes = len(prior)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        # scikit-learn's joint log-likelihood, term by term in its order, so the two agree to
-        # rounding even where the smoothed variances are tiny and the terms huge.
-        X = np.asarray(X)
-        jll = np.full((len(X), self.n_classes), -np.inf)
-        for c in np.flatnonzero(self.present):
-            joint = np.log(self.prior[c])
-            n_ij = -0.5 * np.sum(np.log(2.0 * np.pi * self.var[c]))
-            n_ij = n_ij - 0.5 * np.sum(((X - self.theta[c]) ** 2) / self.var[c], axis=1)
-            jll[:, c] = joint + n_ij
-        return probabilities(jll)
+        """scikit-learn's joint log-likelihood ``log prior - ½ Σ log 2πσ² - ½ Q`` with
+        ``Q = Σ (x - θ)² / σ²``, and its probabilities.
+
+        ``Q`` is expanded about ``μ``, the mean of the class means, into matrix products over
+        every class and row at once: ``Q = A - 2B + C`` with ``A = Σ w x̃²``, ``B = Σ w θ̃ x̃``
+        and ``C = Σ w θ̃²`` (``w = 1/σ²``, ``x̃ = x - μ``, ``θ̃ = θ - μ``). Its rounding error is
+        at most about ``d ε (√A + √C)²`` (``|B| ≤ √(A C)``), which is known once the products
+        are. Wherever that could exceed :data:`EXPANSION_ROUNDING` (a feature nearly constant
+        within a class, whose variance is little more than the smoothing, makes the terms
+        huge), ``Q`` is summed term by term in scikit-learn's order instead, so the two agree
+        to rounding there too.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        n, d = X.shape
+        classes = np.flatnonzero(self.present)
+        theta, var = self.theta[classes], self.var[classes]
+        centre = theta.mean(axis=0)
+        w, t = 1.0 / var, theta - centre
+        x = X - centre
+        a = w @ (x * x).T
+        quadratic = (-2.0 * w * t) @ x.T
+        c = (w * t * t).sum(axis=1)[:, None]
+        quadratic += a
+        quadratic += c
+        rounding = np.sqrt(a) + np.sqrt(c)
+        rounding *= rounding
+        rounding *= d * np.finfo(np.float64).eps
+        joint = np.log(self.prior[classes])
+        spread = -0.5 * np.sum(np.log(2.0 * np.pi * var), axis=1)
+        jll = np.full((self.n_classes, n), -np.inf)
+        jll[classes] = (joint + spread)[:, None] - 0.5 * quadratic
+        for row, c in enumerate(classes):
+            coarse = np.flatnonzero(~(rounding[row] <= EXPANSION_ROUNDING))  # NaN: coarse
+            if len(coarse):
+                terms = ((X[coarse] - self.theta[c]) ** 2) / self.var[c]
+                jll[c, coarse] = joint[row] + (spread[row] - 0.5 * np.sum(terms, axis=1))
+        return logsumexp_columns(jll).T
 
 
 def _gaussian_model(
@@ -248,6 +336,7 @@ class GaussianNB(Classifier):
     does (and equal to it)."""
 
     name = "gaussian_nb"
+    batch_size = FAST_BATCH
 
     class Config(LearnerConfig):
         var_smoothing: float = Field(
@@ -281,12 +370,15 @@ class GaussianNB(Classifier):
 
 class _GaussianPath(FastPath):
     """Per class: counts, sums and sums of squares of ``x - shift`` (the class's lower median
-    in the base), and the same over all examples for the smoothing's largest variance.
+    in the base).
 
     Variances come from the shifted sums as ``S2/n - (S1/n)²``; with the shift a data value
     near the centre this loses no more than a pass over centred data would, and integer
     features are exact. A variance lost to cancellation (a feature left constant within its
-    class) is set to the exact 0 a plain fit computes.
+    class) is set to the exact 0 a plain fit computes. The variance over all examples (for the
+    smoothing) follows from the same sums, moved to one shift for all classes (the base's
+    lower median): ``Σ (x - s) = Σ_c S1_c + n_c δ_c`` and
+    ``Σ (x - s)² = Σ_c S2_c + 2 δ_c S1_c + n_c δ_c²`` with ``δ_c = shift_c - s``.
     """
 
     name = "sufficient-statistics"
@@ -296,14 +388,15 @@ class _GaussianPath(FastPath):
         X, y, k = base.X, base.y, base.n_classes
         self.total_shift = lower_median(X)
         self.shift = np.tile(self.total_shift, (k, 1))
-        for c in np.unique(y):
-            self.shift[c] = lower_median(X[y == c])
+        for c in range(k):
+            rows = np.flatnonzero(y == c)
+            if len(rows):  # lower_median's sample of the class's rows, without copying them all
+                self.shift[c] = lower_median(X[rows[:: -(-len(rows) // CENTRE_ROWS)]])
+        self.gap = self.shift - self.total_shift
         d = X - self.shift[y]
         self.counts = class_counts(y, k)
         self.s1 = class_sums(d, y, k)
         self.s2 = class_sums(d * d, y, k)
-        t = X - self.total_shift
-        self.t1, self.t2 = t.sum(axis=0), (t * t).sum(axis=0)
 
     def fit_many(self, deltas: Sequence[Delta]) -> Iterator[ClassifierModel]:
         for delta in deltas:
@@ -316,11 +409,16 @@ class _GaussianPath(FastPath):
         n = counts.sum()
         if n == 0:
             return UninformedModel(k, self.learner.probabilistic)
-        d_rem, d_add = x_rem - self.shift[y_rem], x_add - self.shift[y_add]
-        sq_rem, sq_add = class_sums(d_rem * d_rem, y_rem, k), class_sums(d_add * d_add, y_add, k)
-        s1 = self.s1 - class_sums(d_rem, y_rem, k) + class_sums(d_add, y_add, k)
-        s2 = self.s2 - sq_rem + sq_add
-        magnitude = self.s2 + sq_rem + sq_add
+        s1, s2, magnitude = self.s1.copy(), self.s2.copy(), self.s2.copy()
+        # The removed rows are a copy, centred in place; the added ones belong to the delta.
+        for x, y, sign, out in ((x_rem, y_rem, -1.0, x_rem), (x_add, y_add, 1.0, None)):
+            if len(y) == 0:
+                continue
+            d = np.subtract(x, self.shift[y], out=out)
+            squares = class_sums(d * d, y, k)
+            s1 += sign * class_sums(d, y, k)
+            s2 += sign * squares
+            magnitude += squares
 
         present = counts > 0
         theta = np.zeros_like(s1)
@@ -332,9 +430,9 @@ class _GaussianPath(FastPath):
         theta[present] = self.shift[present] + mean
         var[present] = v
 
-        t_rem, t_add = x_rem - self.total_shift, x_add - self.total_shift
-        t1 = self.t1 - t_rem.sum(axis=0) + t_add.sum(axis=0)
-        t2 = self.t2 - (t_rem * t_rem).sum(axis=0) + (t_add * t_add).sum(axis=0)
+        gap, n_gap = self.gap, counts[:, None] * self.gap
+        t1 = (s1 + n_gap).sum(axis=0)
+        t2 = (s2 + 2.0 * gap * s1 + n_gap * gap).sum(axis=0)
         total_var = t2 / n - (t1 / n) ** 2
         epsilon = self.learner.var_smoothing * np.max(total_var)
         return _gaussian_model(counts, theta, var, epsilon)

@@ -84,8 +84,7 @@ def fit_estimator(estimator: Any, train: ExampleSet, probabilistic: bool) -> Cla
     except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as e:
         name = f"{type(estimator).__module__}.{type(estimator).__name__}"
         raise DataleverError(
-            f"The estimator {name!r} failed to fit the training examples: "
-            f"{show(str(e))}.",
+            f"The estimator {name!r} failed to fit the training examples: {show(str(e))}.",
             "give it parameters that fit this data (see the estimator's documentation), or "
             "use another estimator.",
         ) from None
