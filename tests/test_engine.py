@@ -110,9 +110,10 @@ def test_interrupted_run_resumes_to_same_numbers(small_spec, ml100k, tmp_path):
             raise KeyboardInterrupt
 
     cut = run_spec(small_spec, store, data=ml100k, on_progress=stop_after_five)
-    assert cut.interrupted and store.count(cut.run_id) == 5
+    done = store.count(cut.run_id)  # the batch holding the fifth, stored whole
+    assert cut.interrupted and 5 <= done == cut.n_computed < 28
     rest = run_spec(small_spec, store, data=ml100k)
-    assert rest.n_already_done == 5 and rest.n_computed == 23
+    assert rest.n_already_done == done and rest.n_computed == 28 - done
     assert store.count(rest.run_id) == 28
     pd.testing.assert_frame_equal(_values(store, rest.run_id), _values(full, reference.run_id))
 

@@ -668,33 +668,44 @@ class ResultsStore:
         and release ``owner``'s claim on it. A scenario that another run stored first is only
         linked (its results are the same: the key hashes everything that determines them).
         Returns whether this call stored it."""
-        with self._write("storing a scenario") as conn:
-            stored = self._has_scenario(conn, result.key)
-            if not stored and conn.dialect.name == "sqlite":
-                # The write lock, held since BEGIN IMMEDIATE, makes the check above exact.
-                conn.execute(scenarios.insert().values(key=result.key, **result.row))
-                if result.metrics:
-                    conn.execute(
-                        results.insert(), [{"key": result.key, **m} for m in result.metrics]
-                    )
-            elif not stored:  # another server's transaction may store it meanwhile
-                try:
-                    with conn.begin_nested():
-                        conn.execute(scenarios.insert().values(key=result.key, **result.row))
-                        if result.metrics:
-                            conn.execute(
-                                results.insert(),
-                                [{"key": result.key, **m} for m in result.metrics],
-                            )
-                except IntegrityError:
-                    if not self._has_scenario(conn, result.key):
-                        raise  # not a concurrent writer: a genuine conflict in the rows
-                    stored = True
-            _insert_ignore(conn, run_scenarios, [{"run_id": run_id, "key": result.key}])
-            if owner is not None:
-                conn.execute(
-                    claims.delete().where(claims.c.key == result.key, claims.c.owner == owner)
-                )
+        return self.write_many(run_id, [result], owner)[0]
+
+    def write_many(
+        self, run_id: str, batch: list[ScenarioResult], owner: str | None = None
+    ) -> list[bool]:
+        """:meth:`write` for a batch of scenarios, in one transaction (a transaction per
+        scenario cost as much as a fast path's fit): all of them are stored, or none."""
+        out = []
+        with self._write("storing scenarios") as conn:
+            for result in batch:
+                out.append(self._write_one(conn, run_id, result, owner))
+        return out
+
+    def _write_one(
+        self, conn: sa.Connection, run_id: str, result: ScenarioResult, owner: str | None
+    ) -> bool:
+        stored = self._has_scenario(conn, result.key)
+        if not stored and conn.dialect.name == "sqlite":
+            # The write lock, held since BEGIN IMMEDIATE, makes the check above exact.
+            conn.execute(scenarios.insert().values(key=result.key, **result.row))
+            if result.metrics:
+                conn.execute(results.insert(), [{"key": result.key, **m} for m in result.metrics])
+        elif not stored:  # another server's transaction may store it meanwhile
+            try:
+                with conn.begin_nested():
+                    conn.execute(scenarios.insert().values(key=result.key, **result.row))
+                    if result.metrics:
+                        conn.execute(
+                            results.insert(),
+                            [{"key": result.key, **m} for m in result.metrics],
+                        )
+            except IntegrityError:
+                if not self._has_scenario(conn, result.key):
+                    raise  # not a concurrent writer: a genuine conflict in the rows
+                stored = True
+        _insert_ignore(conn, run_scenarios, [{"run_id": run_id, "key": result.key}])
+        if owner is not None:
+            conn.execute(claims.delete().where(claims.c.key == result.key, claims.c.owner == owner))
         return not stored
 
     @staticmethod

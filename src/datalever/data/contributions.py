@@ -97,6 +97,8 @@ class Contributions:
     #: What loading did that the user should know of (e.g. duplicate records dropped); the
     #: command line prints these lines.
     notes: list[str] = field(default_factory=list)
+    #: The checksum, worked out once (hashing the data again costs a pass over it).
+    _checksum: str | None = field(default=None, init=False, repr=False, compare=False)
 
     task = "recommendation"
 
@@ -131,11 +133,14 @@ class Contributions:
 
     def checksum(self) -> str:
         """A content hash of the records, so results can name exactly the data they came from."""
+        if self._checksum is not None:
+            return self._checksum
         h = hashlib.sha256()
         for col in RECORD_COLUMNS:
             h.update(np.ascontiguousarray(self.records[col].to_numpy()).tobytes())
         h.update(np.asarray(self.contributor_ids).astype(str).astype("U").tobytes())
-        return h.hexdigest()[:16]
+        self._checksum = h.hexdigest()[:16]
+        return self._checksum
 
     def genres(self) -> list[str]:
         """The genre names the item metadata knows, in first-seen order."""

@@ -35,7 +35,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import forkserver, spawn
 from multiprocessing.connection import wait as wait_ready
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from datalever.core.task import Dataset as Contributions
 from datalever.engine.scenario_eval import FoldContext, spec_folds
@@ -232,8 +232,15 @@ def _run_batch(
     context = contexts[key]
     if context.fast is None:
         return context.run(batch)
-    with threadpool_limits(1, user_api="blas"):
+    with _blas().limit(limits=1, user_api="blas"):
         return context.run(batch)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """This process's thread pools, inspected once (inspecting them costs milliseconds, a
+    share of a fast-path batch)."""
+    return ThreadpoolController()
 
 
 class Executor:

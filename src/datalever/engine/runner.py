@@ -169,14 +169,19 @@ def run_spec(
             on_progress(computed + by_others, len(pending))
 
     def record(results: list[ScenarioResult]) -> None:
+        """Store a batch in one transaction, count it, then report progress scenario by
+        scenario (a callback that stops the run finds every stored scenario counted)."""
         nonlocal computed, by_others
-        for r in results:
-            if store.write(run_id, r, owner):
+        before = computed + by_others
+        for r, stored in zip(results, store.write_many(run_id, results, owner), strict=True):
+            if stored:
                 computed += 1
             else:  # a concurrent run stored it first (after its claim on it had lapsed)
                 by_others += 1
             remaining.pop(r.key, None)
-            progress()
+        if on_progress:
+            for done in range(before + 1, computed + by_others + 1):
+                on_progress(done, len(pending))
 
     try:
         with contextlib.ExitStack() as stack:

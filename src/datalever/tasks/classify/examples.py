@@ -78,6 +78,8 @@ class LabelledExamples:
     #: How text was turned into features (``None`` for numeric features), recorded and keyed.
     vectoriser: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: The checksum, worked out once (hashing the data again costs a pass over it).
+    _checksum: str | None = field(default=None, init=False, repr=False, compare=False)
 
     task = "classification"
 
@@ -117,6 +119,8 @@ class LabelledExamples:
 
     def checksum(self) -> str:
         """A content hash of the examples, so results name exactly the data they came from."""
+        if self._checksum is not None:
+            return self._checksum
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.features, dtype=np.float64).tobytes())
         for col in ("contributor", "label"):
@@ -124,7 +128,8 @@ class LabelledExamples:
         h.update(np.asarray(self.class_names).astype(str).astype("U").tobytes())
         h.update(np.asarray(self.contributor_ids).astype(str).astype("U").tobytes())
         h.update(str(self.vectoriser).encode())
-        return h.hexdigest()[:16]
+        self._checksum = h.hexdigest()[:16]
+        return self._checksum
 
     @classmethod
     def from_arrays(
