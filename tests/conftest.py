@@ -71,3 +71,19 @@ def random_records(rng: np.random.Generator, n: int, n_users: int, n_items: int)
         n_users,
         n_items,
     )
+
+
+def run_fast_and_plain(spec, store, data, rtol: float = 1e-9, atol: float = 1e-12):
+    """Run ``spec`` through the fastest exact paths and through plain fits only, check every
+    stored value agrees (the same scenarios, groups and metrics), and return the fast run's
+    results."""
+    from datalever.engine import run_spec
+
+    fast = store.results(run_spec(spec, store, data=data).run_id)
+    plain = store.results(run_spec(spec, store, data=data, path="plain").run_id)
+    key = ["learner", "lever", "collective", "sample", "fold", "eval_group", "metric"]
+    both = fast.merge(plain, on=key, suffixes=("_fast", "_plain"))
+    assert len(both) == len(fast) == len(plain)
+    np.testing.assert_allclose(both["value_fast"], both["value_plain"], rtol=rtol, atol=atol)
+    assert set(plain["path"]) == {"plain"}
+    return fast

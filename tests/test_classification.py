@@ -15,6 +15,7 @@ from datalever.spec import parse_spec
 from datalever.store import ResultsStore
 from datalever.tasks import load_data, make_learner
 from datalever.tasks.classify import load_digits_dataset
+from tests.conftest import run_fast_and_plain
 
 DIGITS = """
 name = "digits test"
@@ -124,15 +125,9 @@ def test_bad_poison_parameters_are_refused_before_anything_runs(tmp_path, digits
 def test_a_digits_sweep_runs_and_every_fast_path_equals_plain_fits(tmp_path, digits):
     spec = parse_spec(DIGITS)
     store = ResultsStore(tmp_path / "r.sqlite")
-    fast = store.results(run_spec(spec, store, data=digits).run_id)
-    plain = store.results(run_spec(spec, store, data=digits, path="plain").run_id)
+    fast = run_fast_and_plain(spec, store, digits)
     assert set(fast["lever"]) == {"none", "strike", "boycott", "poison label_flip", "poison junk 2"}
     assert set(fast["path"]) == {"sufficient-statistics"}
-    assert set(plain["path"]) == {"plain"}
-    key = ["learner", "lever", "collective", "sample", "fold", "eval_group", "metric"]
-    both = fast.merge(plain, on=key, suffixes=("_fast", "_plain"))
-    assert len(both) == len(fast) == len(plain)
-    np.testing.assert_allclose(both["value_fast"], both["value_plain"], rtol=1e-9, atol=1e-12)
     # Flipping 60 % of the labels costs far more than withholding them (a strike of 60 % can
     # even help Gaussian naive Bayes on one fold: fewer examples, tighter variances).
     acc = fast[(fast.metric == "accuracy") & (fast.eval_group == "everyone")]

@@ -15,6 +15,7 @@ from datalever.spec import parse_spec
 from datalever.store import ResultsStore
 from datalever.tasks import TASKS
 from datalever.tasks.classify import load_digits_dataset
+from tests.conftest import run_fast_and_plain
 
 SPEC = """
 name = "contribute test"
@@ -76,12 +77,7 @@ def test_each_variant_changes_the_firms_it_says(digits):
 def test_dlp_rows_follow_their_definition_and_fast_equals_plain(tmp_path, digits):
     spec = parse_spec(SPEC)
     store = ResultsStore(tmp_path / "r.sqlite")
-    fast = store.results(run_spec(spec, store, data=digits).run_id)
-    plain = store.results(run_spec(spec, store, data=digits, path="plain").run_id)
-    key = ["learner", "lever", "collective", "sample", "fold", "eval_group", "metric"]
-    both = fast.merge(plain, on=key, suffixes=("_fast", "_plain"))
-    assert len(both) == len(fast)
-    np.testing.assert_allclose(both.value_fast, both.value_plain, rtol=1e-9, atol=1e-12)
+    fast = run_fast_and_plain(spec, store, digits, rtol=1e-9, atol=1e-12)
     acted = fast[fast.lever != "none"]
     for (_, _, _), s in acted.groupby(["lever", "collective", "sample"]):
         row = s.set_index(["eval_group", "metric"])

@@ -14,6 +14,7 @@ from datalever.spec import parse_spec
 from datalever.store import ResultsStore
 from datalever.tasks import TASKS
 from datalever.tasks.classify import load_digits_dataset
+from tests.conftest import run_fast_and_plain
 
 SPEC = """
 name = "plant test"
@@ -80,12 +81,8 @@ def test_feature_label_relabels_and_feature_only_touches_only_the_target_class(d
 def test_success_rises_with_the_collective_and_fast_paths_equal_plain_fits(tmp_path, digits):
     spec = parse_spec(SPEC)
     store = ResultsStore(tmp_path / "r.sqlite")
-    fast = store.results(run_spec(spec, store, data=digits).run_id)
-    plain = store.results(run_spec(spec, store, data=digits, path="plain").run_id)
-    key = ["learner", "lever", "collective", "sample", "fold", "eval_group", "metric"]
-    both = fast.merge(plain, on=key, suffixes=("_fast", "_plain"))
-    assert len(both) == len(fast) and "success" in set(fast.metric)
-    np.testing.assert_allclose(both.value_fast, both.value_plain, rtol=1e-9, atol=1e-12)
+    fast = run_fast_and_plain(spec, store, digits, rtol=1e-9, atol=1e-12)
+    assert "success" in set(fast.metric)
     success = fast[(fast.metric == "success") & (fast.eval_group == "non-participants")]
     by_size = success.groupby(["learner", "size"]).value.mean().unstack()
     assert (by_size[0.3] > 0.9).all()  # 30 % of the data planting: the signal is learnt
@@ -96,7 +93,7 @@ def test_success_rises_with_the_collective_and_fast_paths_equal_plain_fits(tmp_p
 @pytest.mark.parametrize(
     ("lever", "needle"),
     [
-        ('kind = "plant"', "needs a target class"),
+        ('kind = "plant"', "A class to plant a signal for is needed"),
         ('kind = "plant"\ntarget = "eleven"', "no class 'eleven'"),
         ('kind = "plant"\ntarget = "3"\ntrigger_features = 65', "has 64"),
     ],
@@ -175,12 +172,7 @@ def test_fans_rate_the_target_and_their_anchors(ml100k):
 def test_fans_raise_their_items_exposure_and_fast_paths_equal_plain_fits(tmp_path, ml100k):
     spec = parse_spec(FANS)
     store = ResultsStore(tmp_path / "r.sqlite")
-    fast = store.results(run_spec(spec, store, data=ml100k).run_id)
-    plain = store.results(run_spec(spec, store, data=ml100k, path="plain").run_id)
-    key = ["learner", "lever", "collective", "sample", "fold", "eval_group", "metric"]
-    both = fast.merge(plain, on=key, suffixes=("_fast", "_plain"))
-    assert len(both) == len(fast)
-    np.testing.assert_allclose(both.value_fast, both.value_plain, rtol=1e-7, atol=1e-9)
+    fast = run_fast_and_plain(spec, store, ml100k, rtol=1e-7, atol=1e-9)
     success = fast[(fast.metric == "success") & (fast.eval_group == "non-participants")]
     knn = success[success.learner == "item_knn"].groupby(["lever", "size"]).value.mean()
     assert knn[("plant popular_anchors 1300", 0.1)] > knn[("plant popular_anchors 1300", 0.01)]

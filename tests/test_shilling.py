@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 
 from datalever.collectives import Collective, draw
-from datalever.engine import run_spec
 from datalever.errors import DataleverError
 from datalever.levers import Poison
 from datalever.spec import parse_spec
 from datalever.store import ResultsStore
-from tests.conftest import SMALL_SPEC
+from tests.conftest import SMALL_SPEC, run_fast_and_plain
 
 #: Push a little-known film with fake profiles (average attack).
 PUSH = SMALL_SPEC.replace(
@@ -67,12 +66,7 @@ def test_average_filler_follows_each_items_own_mean(ml100k):
 def test_pushing_a_film_raises_its_predictions_and_fast_paths_equal_plain_fits(tmp_path, ml100k):
     spec = parse_spec(PUSH)
     store = ResultsStore(tmp_path / "r.sqlite")
-    fast = store.results(run_spec(spec, store, data=ml100k).run_id)
-    plain = store.results(run_spec(spec, store, data=ml100k, path="plain").run_id)
-    key = ["learner", "lever", "collective", "sample", "fold", "eval_group", "metric"]
-    both = fast.merge(plain, on=key, suffixes=("_fast", "_plain"))
-    assert len(both) == len(fast)
-    np.testing.assert_allclose(both.value_fast, both.value_plain, rtol=1e-6, atol=1e-9)
+    fast = run_fast_and_plain(spec, store, ml100k, rtol=1e-6, atol=1e-9)
     shift = fast[(fast.metric == "target_score") & (fast.eval_group == "everyone")]
     shift = shift[shift.lever != "none"]
     assert len(shift) and (shift.value > shift.baseline).all()  # pushed up for everyone

@@ -36,7 +36,6 @@ from pydantic import Field
 from datalever.core.delta import Delta
 from datalever.core.learner import Model
 from datalever.core.task import Dataset, Fold, MetricValues
-from datalever.data.guard import shown
 from datalever.errors import DataleverError
 from datalever.levers.base import Lever, LeverConfig, Probe
 from datalever.levers.strike import Strike
@@ -119,20 +118,7 @@ class Plant(Lever):
             )
 
     def target_code(self, data: Dataset) -> int:
-        names = [str(c) for c in data.class_names]
-        listed = ", ".join(shown(n, 40) for n in names[:20]) + (" …" if len(names) > 20 else "")
-        if self.target is None:
-            raise DataleverError(
-                "Planting a signal needs a target class.",
-                f"give target = one of {listed} in the lever's table.",
-            )
-        if self.target not in names:
-            raise DataleverError(
-                f"{shown(data.name)} has no class {shown(self.target, 40)!r} to plant a signal "
-                "for.",
-                f"use one of: {listed}.",
-            )
-        return names.index(self.target)
+        return data.class_code(self.target, "plant a signal for")
 
     def trigger(self, data: Dataset) -> tuple[np.ndarray, float]:
         """The trigger's features (the least used) and the value it sets them to."""

@@ -32,7 +32,6 @@ from pydantic import Field
 
 from datalever.core.delta import Delta
 from datalever.core.task import Dataset, Fold
-from datalever.data.guard import shown
 from datalever.errors import DataleverError
 from datalever.levers import shilling
 from datalever.levers.base import Lever, LeverConfig, Probe
@@ -216,14 +215,7 @@ class Poison(Lever):
             )
 
     def _target_code(self, data: Dataset) -> int:
-        names = [str(c) for c in data.class_names]
-        listed = ", ".join(shown(n, 40) for n in names[:20]) + (" …" if len(names) > 20 else "")
-        if self.target not in names:
-            raise DataleverError(
-                f"{shown(data.name)} has no class {shown(self.target, 40)!r} to flip labels to.",
-                f"use one of: {listed}.",
-            )
-        return names.index(self.target)
+        return data.class_code(self.target, "flip labels to")
 
     def _rating_values(self, data: Dataset) -> np.ndarray:
         values = np.unique(data.records["rating"].to_numpy(dtype=np.float64))

@@ -100,6 +100,24 @@ class LabelledExamples:
         """The dimension beside the records that learners' state grows with: features."""
         return self.n_features
 
+    def class_code(self, name: str | None, purpose: str) -> int:
+        """The code of the class called ``name``, or a clear error naming the classes; a
+        lever's ``purpose`` ("flip labels to") says what the class was wanted for."""
+        from datalever.data.guard import shown
+
+        names = [str(c) for c in self.class_names]
+        listed = ", ".join(shown(n, 40) for n in names[:20]) + (" …" if len(names) > 20 else "")
+        if name is None:
+            raise DataleverError(
+                f"A class to {purpose} is needed.", f"give target = one of {listed}."
+            )
+        if name not in names:
+            raise DataleverError(
+                f"{shown(self.name)} has no class {shown(name, 40)!r} to {purpose}.",
+                f"use one of: {listed}.",
+            )
+        return names.index(name)
+
     @property
     def labels(self) -> np.ndarray:
         return self.records["label"].to_numpy(np.int64)
