@@ -156,6 +156,7 @@ def test_label_flips_change_labels_only_and_junk_only_adds(digits):
         digits, d.participants, rng(), fold.train
     )
     assert (to_seven.added.y == 7).all()
+    assert (base.y[to_seven.removed] != 7).all()  # sevens already are sevens: left alone
     junk = Poison(attack="junk", examples=3).delta(digits, d.participants, rng(), fold.train)
     assert len(junk.removed) == 0 and len(junk.added) == 3 * len(d.participants)
     assert (digits.features.min(0) <= junk.added.X).all()

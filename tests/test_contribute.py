@@ -104,6 +104,7 @@ def test_the_dlp_table_crosses_where_the_curve_does():
     assert first_crossing(sizes, np.array([0.2, 0.6, 0.95]), 0.1) == pytest.approx(0.1)
     assert np.isnan(first_crossing(sizes, np.array([0.2, 0.6, 0.7]), 0.9))
     assert format_share(0.1, 0.1, 0.4) == "≤ 10 %" and format_share(np.nan, 0.1, 0.4) == "> 40 %"
+    assert format_share(None, 0.1, 0.4) == "n/a"  # one sample per size: no interval
 
 
 def test_the_dlp_table_reads_a_run(tmp_path, digits):

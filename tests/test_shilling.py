@@ -74,6 +74,12 @@ def test_pushing_a_film_raises_its_predictions_and_fast_paths_equal_plain_fits(t
     assert hits.value.between(0, 1).all()
 
 
+def test_a_question_about_the_shilled_item_is_accepted():
+    """``target_score`` is measured by poison (shilling) and by plant: either lever will do."""
+    spec = parse_spec(PUSH + '\n[question]\nmetric = "target_score"\ndelta = "+0.5"\n')
+    assert spec.question.metric == "target_score"
+
+
 @pytest.mark.parametrize(
     ("params", "needle"),
     [

@@ -222,7 +222,7 @@ class EvaluationSpec(_Strict):
         for m in metrics:
             _validated(parse_metric, m)
             if m.strip().lower() in probe_metrics():
-                kind = probe_metrics()[m.strip().lower()]
+                kind = " or ".join(probe_metrics()[m.strip().lower()])
                 raise ValueError(
                     f"{m} is measured by the {kind} lever itself and stored with its results; "
                     "drop it from the metrics (a [question] may still ask about it)"
@@ -432,11 +432,12 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
 
         probed = probe_metrics().get(parse_metric(q.metric).name)
         if probed is not None:
-            if probed not in [lever.kind for lever in spec.all_levers()]:
+            if not set(probed) & {lever.kind for lever in spec.all_levers()}:
+                kinds = " or ".join(probed)
                 raise DataleverError(
-                    f"The question's metric {q.metric!r} is measured by the {probed} lever, "
+                    f"The question's metric {q.metric!r} is measured by the {kinds} lever, "
                     "which the spec does not run.",
-                    f"ask about a metric of the spec, or run the {probed} lever.",
+                    f"ask about a metric of the spec, or run the {kinds} lever.",
                 )
         elif parse_metric(q.metric).name not in [
             parse_metric(m).name for m in spec.evaluation.metrics

@@ -57,6 +57,8 @@ def dlp_table(
     ):
         curve = curve.sort_values("size")
         sizes = curve["size"].to_numpy(float)
+        # One sample per size has no interval: its bounds are unknown, not unreached.
+        has_interval = curve["ci_low"].notna().any()
         for t in thresholds:
             rows.append(
                 {
@@ -65,8 +67,12 @@ def dlp_table(
                     "perspective": PERSPECTIVES.get(group, group),
                     "threshold": t,
                     "estimate": first_crossing(sizes, curve["mean"].to_numpy(float), t),
-                    "low": first_crossing(sizes, curve["ci_high"].to_numpy(float), t),
-                    "high": first_crossing(sizes, curve["ci_low"].to_numpy(float), t),
+                    "low": first_crossing(sizes, curve["ci_high"].to_numpy(float), t)
+                    if has_interval
+                    else None,
+                    "high": first_crossing(sizes, curve["ci_low"].to_numpy(float), t)
+                    if has_interval
+                    else None,
                     "smallest": float(sizes.min()),
                     "largest": float(sizes.max()),
                 }
@@ -76,7 +82,9 @@ def dlp_table(
 
 def format_share(x: float, smallest: float, largest: float) -> str:
     """A size as a percentage: "> largest" when the curve never gets there, "≤ smallest" when
-    it is there from the smallest size run."""
+    it is there from the smallest size run; "n/a" when there is no value (no interval)."""
+    if x is None:
+        return "n/a"
     if np.isnan(x):
         return f"> {100 * largest:.3g} %"
     if x <= smallest:

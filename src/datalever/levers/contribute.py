@@ -129,8 +129,7 @@ class Contribute(Lever):
         contribute."""
         if self.variant == "contribute":
             return Delta(np.zeros(0, dtype=np.int64))
-        withheld = Strike().withheld(data, participants, rng)
-        return Delta(np.flatnonzero(withheld[train_positions]))
+        return Strike().delta(data, participants, rng, train_positions)
 
     def deltas(
         self,

@@ -237,8 +237,9 @@ class Poison(Lever):
             values = self._rating_values(data)
             return mask, values[rng.integers(0, len(values), size=len(mask))]
         labels = data.records["label"].to_numpy(np.int64)
-        if self.target is not None:
-            return mask, np.full(len(mask), self._target_code(data))
+        if self.target is not None:  # examples already of the target class stay as they are
+            target = self._target_code(data)
+            return mask & (labels != target), np.full(len(mask), target)
         # A random other class: shift by 1..k-1 classes, modulo k.
         k = data.n_classes
         return mask, (labels + rng.integers(1, k, size=len(mask))) % k

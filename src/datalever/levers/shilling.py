@@ -161,8 +161,6 @@ class TargetItem(Probe):
             ahead = (scores >= t[:, None]).sum(axis=1)  # ties count against the target
             score[block] = t
             hit[block] = ahead < self.k
-        predicted = np.asarray(model.predict(self.users, np.full(len(self.users), self.target)))
-        score[self.users] = predicted
         return {
             "target_score": PerUser(score, self.eligible),
             exposure: PerUser(hit, self.eligible),

@@ -88,11 +88,16 @@ class ProbeMetric:
     higher_is_better: bool
 
 
-def probe_metrics() -> dict[str, str]:
-    """The metrics levers measure themselves, and the lever kind that measures each."""
+def probe_metrics() -> dict[str, list[str]]:
+    """The metrics levers measure themselves, and the lever kinds that measure each (a shilled
+    item and a planted one are both read by ``target_score``)."""
     from datalever.levers import LEVERS
 
-    return {m: kind for kind, cls in LEVERS.items() for m in cls.probe_metrics}
+    out: dict[str, list[str]] = {}
+    for kind, cls in LEVERS.items():
+        for m in cls.probe_metrics:
+            out.setdefault(m, []).append(kind)
+    return out
 
 
 def parse_metric(name: str, task: str | None = None) -> MetricName:
@@ -102,7 +107,7 @@ def parse_metric(name: str, task: str | None = None) -> MetricName:
 
     if isinstance(name, str) and name.strip().lower() in probe_metrics():
         canonical = name.strip().lower()
-        lever = LEVERS[probe_metrics()[canonical]]
+        lever = LEVERS[probe_metrics()[canonical][0]]
         return ProbeMetric(canonical, lever.probe_metrics[canonical])
     families = [TASKS[task]] if task else list(TASKS.values())
     errors: list[DataleverError] = []
