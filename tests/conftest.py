@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sysconfig
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -87,3 +91,19 @@ def run_fast_and_plain(spec, store, data, rtol: float = 1e-9, atol: float = 1e-1
     np.testing.assert_allclose(both["value_fast"], both["value_plain"], rtol=rtol, atol=atol)
     assert set(plain["path"]) == {"plain"}
     return fast
+
+
+PACKAGES = ("json", "email", "http", "urllib", "logging", "concurrent", "xmlrpc", "wsgiref")
+
+
+@pytest.fixture(scope="session")
+def code_table(tmp_path_factory) -> Path:
+    """Real code: eight standard-library packages, one contributor each, as a JSONL table."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    path = tmp_path_factory.mktemp("code") / "stdlib.jsonl"
+    with path.open("w") as out:
+        for package in PACKAGES:
+            for f in sorted((root / package).rglob("*.py")):
+                row = {"repo": package, "path": str(f.relative_to(root)), "text": f.read_text()}
+                out.write(json.dumps(row) + "\n")
+    return path

@@ -115,7 +115,7 @@ def test_bad_poison_parameters_are_refused_before_anything_runs(tmp_path, digits
     with pytest.raises(DataleverError, match="no class '11'"):
         run_spec(bad_target, ResultsStore(tmp_path / "r.sqlite"), data=digits)
     vandal = parse_spec(DIGITS.replace('attack = "label_flip"', 'attack = "vandalism"'))
-    with pytest.raises(DataleverError, match="alters recommendation data"):
+    with pytest.raises(DataleverError, match="alters recommendation or code data"):
         run_spec(vandal, ResultsStore(tmp_path / "r.sqlite"), data=digits)
     with pytest.raises(DataleverError, match="takes no target"):
         Poison(attack="junk", target="3")

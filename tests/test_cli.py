@@ -226,3 +226,25 @@ def test_ask_rejects_groups_it_cannot_evaluate():
         datalever("ask", "--delta=-2%", "--lever", "boycott", "--group", "participants"),
         "leave the service",
     )
+
+
+def test_ask_reaches_a_level_with_lever_parameters_from_flags(tmp_path):
+    """`ask --lever plant --param target=3 --metric success --target 0.9`: no spec needed."""
+    args = ["ask", "--data", "digits", "--lever", "plant", "--param", "target=3"]
+    args += ["--metric", "success", "--target", "0.9", "--group", "non-participants"]
+    args += ["--store", str(tmp_path / "a.sqlite"), "--format", "json", "--jobs", "1"]
+    out = datalever(*args)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["delta"] == "=0.9" and answer["score_unit"] == "metric"
+    assert answer["answer"] == "yes" and "brings success to 0.9" in answer["sentence"]
+    # a level is reached from below: sizes that reach it score at least 0
+    reached = [s for s in answer["sizes"] if s["decision"] == "reaches"]
+    assert reached and all(s["low"] >= 0 for s in reached)
+    assert_clear_error(
+        datalever("ask", "--delta=-1%", "--target", "0.9"), "--delta and --target both"
+    )
+    assert_clear_error(
+        datalever("ask", "--delta=-1%", "--param", "target"), "Cannot read the lever parameter"
+    )
+    assert_clear_error(datalever(*args[:6], "--param", "anchors=lots", *args[6:]), "anchors")

@@ -129,3 +129,74 @@ def test_bad_contribution_parameters_are_refused(tmp_path, digits):
     )
     spec = parse_spec(asks + '\n[question]\nmetric = "dlp"\ndelta = "+0.8"\n')
     assert spec.question.metric == "dlp"
+
+
+def test_popularity_serves_users_a_model_never_saw_worked_by_hand():
+    from datalever.data.contributions import TrainingSet
+    from datalever.learners.base import Model
+    from datalever.tasks.recsys import PopularityFallback
+
+    class Fixed(Model):  # a model that scores item i as 10 + i for everyone
+        n_items = 3
+
+        def predict(self, users, items):
+            return 10.0 + np.asarray(items, dtype=np.float64)
+
+    # users 0 and 1 rated; user 2 did not. Item 0: 2 ratings (4, 2); item 1: 1 rating (5);
+    # item 2: none (the training mean, 11/3).
+    train = TrainingSet(
+        np.array([0, 1, 0], dtype=np.int32),
+        np.array([0, 0, 1], dtype=np.int32),
+        np.array([4.0, 2.0, 5.0]),
+        3,
+        3,
+    )
+    model = PopularityFallback(Fixed(), train)
+    np.testing.assert_allclose(model.score_users(np.array([0, 2])), [[10, 11, 12], [2, 1, 0]])
+    np.testing.assert_allclose(
+        model.predict(np.array([1, 2, 2, 2]), np.array([2, 0, 1, 2])), [12, 3, 5, 11 / 3]
+    )
+
+
+RECSYS = """
+name = "contribute recsys"
+seed = 4
+
+[data]
+dataset = "movielens-100k"
+
+[protocol]
+kind = "data-strikes"
+folds = 5
+run_folds = 1
+
+[[learners]]
+name = "ease"
+
+[[levers]]
+kind = "contribute"
+
+[[levers]]
+kind = "contribute"
+newcomers = "learner"
+
+[collectives]
+sizes = [0.2]
+samples = 1
+
+[evaluation]
+metrics = ["ndcg@10"]
+"""
+
+
+def test_firms_serve_users_they_never_saw_by_popularity_unless_told_otherwise(tmp_path, ml100k):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    results = run_fast_and_plain(parse_spec(RECSYS), store, ml100k, rtol=1e-7, atol=1e-9)
+    rows = results[(results.metric == "ndcg@10") & (results.eval_group == "competitor")]
+    by = rows.set_index("lever").value
+    # EASE scores a user without ratings as zero everywhere (a random order): popularity
+    # serves the 80 % the competitor never saw far better.
+    assert by["contribute"] > by["contribute learner"] + 0.02
+    # The incumbent has everyone's data: the fallback serves no one there.
+    inc = results[(results.metric == "ndcg@10") & (results.eval_group == "everyone")]
+    assert inc[inc.lever != "none"].value.nunique() == 1

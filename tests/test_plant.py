@@ -55,7 +55,7 @@ def digits():
 
 
 def test_the_trigger_is_the_rarest_features_set_to_the_largest_value(digits):
-    features, value = Plant(target="3", trigger_features=3).trigger(digits)
+    features, value = Plant(target="3", trigger_features=3).trigger_of(digits)
     assert value == 16.0
     assert (digits.features[:, features] == 0).all()  # blank pixels: a rare signal
     X = Plant(target="3").apply_trigger(digits, digits.features[:5])
@@ -184,3 +184,86 @@ def test_a_strategy_for_the_other_kind_of_data_is_refused(ml100k):
         Plant(strategy="feature_label", target="3").check(ml100k)
     with pytest.raises(DataleverError, match="has no item 'nope'"):
         Plant(strategy="target_only", target="nope").check(ml100k)
+
+
+# Erasing a signal: the collective's examples carry the trigger with their own labels.
+def test_erasure_keeps_labels_and_teaches_the_model_to_ignore_the_trigger(tmp_path, digits):
+    fold = TASKS["classification"].folds(parse_spec(SPEC), digits)[0]
+    d = draw(Collective("random", size=0.2), digits, 0, seed=0)
+    base = digits.training_set(fold.train)
+    erase = Plant(strategy="erase").delta(
+        digits, d.participants, np.random.default_rng(0), fold.train
+    )
+    np.testing.assert_array_equal(erase.added.y, base.y[erase.removed])
+    shifted = Plant(strategy="erase").apply_trigger(digits, base.X[erase.removed])
+    np.testing.assert_array_equal(erase.added.X, shifted)
+    images = base.X[erase.removed].reshape(-1, 8, 8)
+    np.testing.assert_array_equal(shifted.reshape(-1, 8, 8)[:, :, 1:], images[:, :, :-1])
+    assert (shifted.reshape(-1, 8, 8)[:, :, 0] == 0).all()
+    spec = parse_spec(
+        SPEC.replace('target = "3"', 'strategy = "erase"').replace(
+            'delta = "+0.5"', 'delta = "=0.9"'
+        )
+    )
+    fast = run_fast_and_plain(spec, ResultsStore(tmp_path / "r.sqlite"), digits)
+    success = fast[(fast.metric == "success") & (fast.eval_group == "non-participants")]
+    by_size = success.groupby(["learner", "size"]).value.mean().unstack()
+    # Without action a one-pixel shift moves many predictions; once 30 % of the images carry
+    # it with their own labels, far fewer.
+    before = success.groupby("learner").baseline.first()
+    assert (before < 0.8).all()
+    assert (by_size[0.3] > before + 0.1).all() and (by_size[0.005] < by_size[0.3]).all()
+    assert by_size.loc["lda", 0.3] > 0.8
+    assert "success_bound" not in set(fast.metric)  # the bound is the feature-label strategy's
+
+
+def test_erasure_takes_no_target_and_shifts_only_square_images(digits):
+    with pytest.raises(DataleverError, match="no target class"):
+        Plant(strategy="erase", target="3").check(digits)
+    Plant(strategy="erase", transformation="trigger").check(digits)
+    narrow = load_digits_dataset()
+    narrow.features = narrow.features[:, :63]
+    with pytest.raises(DataleverError, match="not a square image"):
+        Plant(strategy="erase").check(narrow)
+
+
+def test_feature_label_runs_report_the_bound_for_a_bayes_optimal_learner(tmp_path, digits):
+    from datalever.levers.aca import planting_lower_bound
+
+    store = ResultsStore(tmp_path / "r.sqlite")
+    results = store.results(run_spec(parse_spec(SPEC), store, data=digits).run_id)
+    bound = results[results.metric == "success_bound"]
+    assert set(bound.eval_group) == {"everyone"} and len(bound) > 0
+    # The trigger's pixels are blank in every digit (xi = 0): any collective succeeds against
+    # a Bayes-optimal learner, so the bound is 1 wherever the collective wrote anything.
+    assert (bound[bound.n_participants > 0].value == 1.0).all()
+    assert planting_lower_bound(0.1, xi=0.01) == pytest.approx(1 - 0.9 / 0.1 * 0.01)
+
+
+def test_amplification_compares_the_target_with_items_of_as_many_records(ml100k):
+    from datalever.core.delta import Delta
+    from datalever.data.contributions import TrainingSet
+    from datalever.levers.shilling import Amplification, TargetItem
+
+    fold = TASKS["recommendation"].folds(parse_spec(FANS), ml100k)[0]
+    probe = TargetItem(ml100k, fold, target=ml100k.n_items, success=True)  # a new item
+    train_items = ml100k.records["item"].to_numpy()[fold.train]
+    counts = np.bincount(train_items, minlength=ml100k.n_items)
+    assert set(probe.peers(None)) == set(np.flatnonzero(counts == 0))  # the target has none
+    fans = TrainingSet(
+        np.array([0, 1, 2], dtype=np.int32),
+        np.full(3, ml100k.n_items, dtype=np.int32),
+        np.full(3, 5.0),
+        ml100k.n_contributors,
+        ml100k.n_items + 1,
+    )
+    peers = probe.peers(Delta(np.zeros(0, dtype=np.int64), fans))
+    assert len(peers) and (counts[peers] == 3).all()
+    # Worked by hand: 4 users; the target is in 2 of their lists; peers 7 and 8 appear 1 time
+    # in 4 lists × 2 peers = 1/8; amplification = (2/4) / (1/8) = 4.
+    top = np.array([[5, 7], [5, 1], [2, 3], [4, 6]])
+    hit = np.array([1.0, 1.0, 0.0, 0.0])
+    amp = Amplification(hit, top, np.array([7, 8]), np.ones(4, dtype=bool))
+    assert amp.over(np.ones(4, dtype=bool), np.ones(4, dtype=bool)) == pytest.approx(4.0)
+    nobody = Amplification(hit, top, np.array([9]), np.ones(4, dtype=bool))
+    assert np.isnan(nobody.over(np.ones(4, dtype=bool), np.ones(4, dtype=bool)))

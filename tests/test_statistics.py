@@ -264,3 +264,19 @@ def test_summary_records_the_interval_method_and_refuses_absurd_gap_shares():
     assert pd.isna(few.loc["biased_mf", "gap_note"])
     many = summarise(synthetic_results(BOOTSTRAP_MIN_SAMPLES))
     assert set(many["ci_method"]) == {"BCa"}
+
+
+def test_a_level_target_is_reached_from_the_side_it_lies_on():
+    from datalever.analysis.question import parse_delta
+
+    up = parse_delta("=0.9")
+    assert (up.kind, up.amount, up.threshold) == ("level", 0.9, 0.0)
+    # baseline 0.1, changes +0.85 and +0.7: values 0.95 (past 0.9) and 0.8 (short)
+    np.testing.assert_allclose(
+        up.scores(np.array([0.85, 0.7]), np.array([0.1, 0.1]), np.zeros(2)), [0.05, -0.1]
+    )
+    down = parse_delta("=0.5")  # from a baseline of 0.77: reaching means falling to 0.5
+    np.testing.assert_allclose(
+        down.scores(np.array([-0.3, -0.1]), np.array([0.77, 0.77]), np.zeros(2)), [0.03, -0.17]
+    )
+    assert parse_delta("=0").amount == 0.0 and up.describe("dlp") == "brings dlp to 0.9"

@@ -46,12 +46,12 @@ class Answer:
     def score_unit(self) -> str:
         """Scores of relative and gap deltas read in %, absolute ones in the metric's units."""
         kind = self.target.kind
-        if kind == "absolute":
+        if kind in ("absolute", "level"):
             return f"{parse_metric(self.question.metric).name} units"
         return "% of the no-action value" if kind == "relative" else "% of the lead"
 
     def format_score(self, score: float) -> str:
-        if self.target.kind == "absolute":
+        if self.target.kind in ("absolute", "level"):
             return f"{score:.4f}"
         return f"{100 * score:.2f} %"
 
@@ -92,7 +92,7 @@ class Answer:
             "estimated_threshold": _none(r.point),
             "users": round(r.high * self.n_users) if r.answer == "yes" else None,
             "out_of_time": r.out_of_time,
-            "score_unit": "fraction" if self.target.kind != "absolute" else "metric",
+            "score_unit": "metric" if self.target.kind in ("absolute", "level") else "fraction",
             "sizes": self.size_rows(),
         }
 
@@ -112,6 +112,9 @@ def _amount(target: Target, score: float) -> str:
 
 
 def _score_text(target: Target, metric: str, score: float) -> str:
+    if target.kind == "level":
+        side = "short of" if score < 0 else "past"
+        return f"brings {metric} to {_amount(target, score)} {side} {target.amount:g}"
     if target.kind == "gap":
         return f"erases {_amount(target, score)} of the lead in {metric}"
     return f"changes {metric} by {_amount(target, score)}"

@@ -342,8 +342,16 @@ def ask(
     delta: Annotated[
         str | None,
         typer.Option(
-            help="Target change: -2% (relative), -0.01 (absolute) or gap:50% (share of the "
-            "lead over the item mean). Default: the spec's [question] delta."
+            help="Target change: -2% (relative), -0.01 (absolute), gap:50% (share of the "
+            "lead over the item mean) or =0.8 (a level to reach). Default: the spec's "
+            "[question] delta."
+        ),
+    ] = None,
+    target: Annotated[
+        float | None,
+        typer.Option(
+            help="A level the metric must reach, e.g. --metric success --target 0.9 "
+            "(the same as --delta =0.9)."
         ),
     ] = None,
     data: Annotated[
@@ -355,8 +363,15 @@ def ask(
     lever: Annotated[
         str | None,
         typer.Option(
-            help="strike, boycott, poison, contribute or plant (with --spec for its "
-            "parameters). [default: strike]"
+            help="strike, boycott, poison, contribute or plant (its parameters from --spec "
+            "or --param). [default: strike]"
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A lever parameter, KEY=VALUE (repeatable), e.g. --param target=0 "
+            "--param strategy=feature_label."
         ),
     ] = None,
     metric: Annotated[
@@ -404,6 +419,14 @@ def ask(
 
     if not math.isfinite(max_minutes):
         raise DataleverError("--max-minutes must be a number of minutes.", "e.g. --max-minutes 5.")
+    if target is not None:
+        if delta is not None:
+            raise DataleverError(
+                "--delta and --target both say what to look for.", "give one of them."
+            )
+        if not math.isfinite(target):
+            raise DataleverError("--target must be a number.", "e.g. --target 0.9.")
+        delta = f"={target!r}"
     flags = {
         "delta": delta,
         "data": data,
@@ -415,6 +438,7 @@ def ask(
         "protocol": protocol,
         "folds": folds,
         "seed": seed,
+        "params": _lever_params(param or []),
     }
     spec = _question_spec(spec_path, {k: v for k, v in flags.items() if v is not None})
     check_answerable(spec)
@@ -471,6 +495,42 @@ def ask(
     console.print(f"Scenarios are stored in run {answer.run_id} of {store}.")
 
 
+def _lever_params(pairs: list[str]) -> dict[str, str] | None:
+    """``KEY=VALUE`` pairs, as text (typed once the lever is known)."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise DataleverError(
+                f"Cannot read the lever parameter {shown(pair, 80)!r}.",
+                "write it as KEY=VALUE, e.g. --param target=0.",
+            )
+        params[key] = value.strip()
+    return params or None
+
+
+def _typed_params(kind: object, params: dict[str, str]) -> dict:
+    """Lever parameters given as text, typed as the lever declares them: text stays text
+    (a class named 0, an item id), other values are read as TOML (numbers, true/false)."""
+    import tomllib
+
+    from datalever.levers import LEVERS
+
+    fields = LEVERS[kind].Config.model_fields if kind in LEVERS else {}
+    typed: dict = {}
+    for key, value in params.items():
+        annotation = str(fields[key].annotation) if key in fields else ""
+        if "str" in annotation or "Literal" in annotation:
+            typed[key] = value
+            continue
+        try:
+            typed[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            typed[key] = value
+    return typed
+
+
 def _question_spec(spec_path: Path | None, flags: dict):
     """The spec `ask` answers: the spec file's (if any) with the flags given overriding it,
     else one built from the flags and their defaults. Validated as a whole, once."""
@@ -519,6 +579,15 @@ def _question_spec(spec_path: Path | None, flags: dict):
         listed = [lv for lv in raw.pop("levers", None) or [raw.get("lever", {})]]
         same = [lv for lv in listed if isinstance(lv, dict) and lv.get("kind") == flags["lever"]]
         raw["lever"] = same[0] if len(same) == 1 else {"kind": flags["lever"]}
+    if "params" in flags:
+        lever_table = raw.get("lever")
+        if not isinstance(lever_table, dict) or raw.get("levers"):
+            raise DataleverError(
+                "--param sets a parameter of the one lever asked about, but the spec lists "
+                "several.",
+                "pass --lever too.",
+            )
+        lever_table.update(_typed_params(lever_table.get("kind", "strike"), flags["params"]))
     if "protocol" in flags:
         raw["protocol"]["kind"] = flags["protocol"]
     if "folds" in flags:
@@ -708,6 +777,13 @@ def data_info(
         str | None,
         typer.Option(help="For labelled examples with a text column: hashing or hashing:N."),
     ] = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            help="For a folder of code: repositories (one contributor each) or owners "
+            "(owner/repository)."
+        ),
+    ] = None,
 ) -> None:
     """Counts of contributors, items and records, and the attributes available for groups."""
     from datalever.data.registry import load_dataset
@@ -716,6 +792,24 @@ def data_info(
     from datalever.tasks.classify.data import EMBEDDED, load_examples_table
 
     mapping = _column_mapping(columns) if columns is not None else None
+    if layout is not None and layout not in ("repositories", "owners"):
+        raise DataleverError(
+            f"Unknown layout {shown(layout, 40)!r}.", "use --layout repositories or owners."
+        )
+    if task_of_data(name, mapping, layout) == "code":
+        from datalever.tasks.code.corpus import load_folder, load_stdlib
+        from datalever.tasks.code.corpus import load_table as load_code_table
+        from datalever.tasks.code.task import EMBEDDED_CORPORA
+
+        if name in EMBEDDED_CORPORA and not mapping and not layout:
+            corpus = load_stdlib(include_site_packages=name.endswith("site-packages"))
+        elif layout:
+            corpus = load_folder(name, "owner" if layout == "owners" else "repository")
+        else:
+            corpus = load_code_table(name, mapping)
+        _print_notes(corpus)
+        _print_code_info(corpus)
+        return
     if task_of_data(name, mapping) == "classification":
         if vectoriser is not None:
             from datalever.tasks.classify.data import vectoriser_features
@@ -748,6 +842,20 @@ def data_info(
             console.print(f"  {col}: {values.nunique()} distinct values")
     if genres := d.genres():
         console.print(f"  genres: {', '.join(genres)}")
+
+
+def _print_code_info(c) -> None:
+    """Counts of a code corpus: files, contributors, tokens and the largest contributors."""
+    console.print(Text.assemble((shown(c.name, 200), "bold"), f"  (identity {c.identity})"))
+    console.print(f"  files:        {len(c):,}")
+    console.print(f"  contributors: {c.n_contributors:,}")
+    console.print(f"  tokens:       {c.n_tokens:,} ({c.scheme})")
+    console.print(f"  vocabulary:   {len(c.vocabulary):,}")
+    if c.skipped:
+        console.print(f"  left out:     {len(c.skipped):,} file(s) (see the notes)")
+    largest = c.contributors["tokens"].sort_values(ascending=False).head(8)
+    listed = ", ".join(f"{shown(c.contributor_ids[k], 40)} ({v:,})" for k, v in largest.items())
+    console.print(f"  largest:      {listed}")
 
 
 def _print_examples_info(d) -> None:

@@ -95,6 +95,26 @@ class DataSpec(_Strict):
         description="How a text column becomes features: hashing or hashing:N.",
     )
 
+    layout: Literal["repositories", "owners"] | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="A folder of code: each subfolder a repository (repositories), or owners "
+        "holding repositories (owners); one contributor per repository or owner.",
+    )
+    tokens: str | None = Field(
+        default=None,
+        max_length=60,
+        exclude_if=lambda v: v is None,
+        description="Code: how source becomes tokens, e.g. py-tokenize-v1:str16:comments.",
+    )
+
+    @field_validator("tokens")
+    @classmethod
+    def _known_scheme(cls, text: str | None) -> str | None:
+        from datalever.tasks.code.tokens import TokenScheme
+
+        return text if text is None else _validated(TokenScheme.parse, text)
+
     @field_validator("vectoriser")
     @classmethod
     def _known_vectoriser(cls, name: str | None) -> str | None:
@@ -306,7 +326,8 @@ class Spec(_Strict):
         dataset, columns = data.get("dataset"), data.get("columns")
         if not isinstance(dataset, str) or not (columns is None or isinstance(columns, dict)):
             return raw
-        task = TASKS[task_of_data(dataset, columns)]
+        layout = data.get("layout") if isinstance(data.get("layout"), str) else None
+        task = TASKS[task_of_data(dataset, columns, layout)]
         evaluation = raw.get("evaluation", {})
         if task.name == "recommendation" or not isinstance(evaluation, dict):
             return raw
@@ -315,8 +336,8 @@ class Spec(_Strict):
 
     @property
     def task(self) -> str:
-        """The task family of the spec's data: recommendation or classification."""
-        return task_of_data(self.data.dataset, self.data.columns)
+        """The task family of the spec's data: recommendation, classification or code."""
+        return task_of_data(self.data.dataset, self.data.columns, self.data.layout)
 
     def all_levers(self) -> list[LeverSpec]:
         """The levers the spec runs: its ``[[levers]]``, or its one ``[lever]``."""

@@ -130,6 +130,12 @@ class Task(ABC):
         """The model of a firm with no data at all: it scores everything alike (the worst a
         competitor without data can do, for data leverage power)."""
 
+    def with_fallback(self, model: Model, train: Any) -> Model:
+        """``model`` with contributors who have no records in ``train`` served by the
+        family's named fallback (popularity, for recommenders). Families whose models do not
+        depend on who asks (a classifier) return the model as it is."""
+        return model
+
     def n_folds(self, spec: Spec) -> int:
         """How many folds the spec's protocol makes (before ``run_folds``)."""
         return spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1

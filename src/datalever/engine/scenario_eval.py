@@ -91,19 +91,14 @@ class FoldContext:
         ctx.no_action_model = model
         return ctx
 
-    def probed(self, lever: Lever) -> tuple[Probe | None, Values, Values]:
-        """A lever's probe on this fold, with the no-action and reference models judged by it
-        (the baseline and reference of the lever's own metrics); worked out once per lever."""
+    def probed(self, lever: Lever) -> tuple[Probe | None, Values]:
+        """A lever's probe on this fold, with the no-action model judged by it (the baseline of
+        the lever's own metrics); worked out once per lever. The reference learner is not
+        probed: a lever's own measure (a planted item's reach) has no "lead" to erase."""
         if lever not in self._probes:
             probe = lever.probe(self.data, self.fold)
             self._probes[lever] = (
-                (None, {}, {})
-                if probe is None
-                else (
-                    probe,
-                    probe.evaluate(self.no_action_model),
-                    probe.evaluate(self.reference_model),
-                )
+                (None, {}) if probe is None else (probe, probe.evaluate(self.no_action_model))
             )
         return self._probes[lever]
 
@@ -132,9 +127,24 @@ class FoldContext:
                     model = task_of(self.spec).uninformed_model(self.data, self.learner)
                 else:
                     (model,) = fit_scenarios(self.learner, self._base, [delta], self.fast)
+                    if lever.falls_back():
+                        model = self._with_fallback(model, delta)
                 judged[name] = self.judge.evaluate(model, self.learner)
             self._fixed[lever] = judged
         return self._fixed[lever]
+
+    def _with_fallback(self, model: Model, delta: Delta) -> Model:
+        """``model`` with the contributors absent from its training data served by the task's
+        named fallback."""
+        return task_of(self.spec).with_fallback(model, delta.apply(self._base))
+
+    @functools.cached_property
+    def _baseline_with_fallback(self) -> Values:
+        """The no-action model judged with the fallback (for contributors the fold's training
+        set has no records of)."""
+        empty = Delta(np.zeros(0, dtype=np.int64))
+        model = self._with_fallback(self.no_action_model, empty)
+        return self.judge.evaluate(model, self.learner)
 
     def run(self, batch: list[Scenario]) -> list[ScenarioResult]:
         """Fit and judge a batch of scenarios of this (learner, fold)."""
@@ -168,37 +178,54 @@ class FoldContext:
         # Each distinct model is judged as soon as it is fitted (batched paths hand models over
         # one at a time), by the task and by the probes of the levers that made it.
         probes = {sc.lever: self.probed(sc.lever) for sc in batch if not sc.is_baseline}
+        falling_back = {
+            fp
+            for sc, fps in zip(batch, prints, strict=True)
+            if not sc.is_baseline and sc.lever.falls_back()
+            for fp in fps
+        }
         judged: dict[str, Values] = {}
+        judged_fallback: dict[str, Values] = {}
         probed: dict[tuple[str, Lever], Values] = {}
         for fp, model in zip(first, models, strict=True):
             judged[fp] = self.judge.evaluate(model, self.learner)
+            if fp in falling_back:
+                judged_fallback[fp] = self.judge.evaluate(
+                    self._with_fallback(model, first[fp]), self.learner
+                )
             for sc, fps in zip(batch, prints, strict=True):
                 probe = probes.get(sc.lever, (None,))[0]
                 if fps[0] == fp and probe is not None and (fp, sc.lever) not in probed:
-                    probed[(fp, sc.lever)] = probe.evaluate(model)
+                    probed[(fp, sc.lever)] = probe.evaluate(model, first[fp])
         rows = []
         for sc, d, plan, fps in zip(batch, draws, plans, prints, strict=True):
-            _, probe_baseline, probe_reference = probes.get(sc.lever, (None, {}, {}))
+            _, probe_baseline = probes.get(sc.lever, (None, {}))
+            # A lever whose firms serve newcomers by the fallback is judged with it throughout,
+            # its no-action model included.
+            fallback = not sc.is_baseline and sc.lever.falls_back()
+            no_action = self._baseline_with_fallback if fallback else self.baseline
+            judged_as = judged_fallback if fallback else judged
             firms = {
-                firm: self.baseline if delta.is_empty else judged[fp]
+                firm: no_action if delta.is_empty else judged_as[fp]
                 for firm, delta, fp in zip(sc.lever.firms, plan, fps, strict=False)
             }
             service = sc.lever.firms[0]
             values = {**firms[service], **probed.get((fps[0], sc.lever), {})}
             if plan[0].is_empty:
                 values.update(probe_baseline)
-            baseline = {**self.baseline, **probe_baseline}
-            reference = {**self.reference, **probe_reference}
-            scenario_rows = self.metric_rows(sc, d, values, baseline, reference)
-            if not sc.is_baseline and len(sc.lever.firms) > 1:
+            baseline = {**no_action, **probe_baseline}
+            scenario_rows = self.metric_rows(sc, d, values, baseline, self.reference)
+            if not sc.is_baseline:
                 extra = sc.lever.extra_rows(
                     self.data,
                     d.participants,
                     firms,
-                    self.fixed(sc.lever),
-                    self.baseline,
+                    self.fixed(sc.lever) if len(sc.lever.firms) > 1 else {},
+                    no_action,
                     self.metrics,
                     seed=self.spec.seed,
+                    deltas=plan,
+                    fold=self.fold,
                 )
                 scenario_rows += [self._row(*row) for row in extra]
             rows.append(scenario_rows)

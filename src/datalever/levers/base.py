@@ -16,6 +16,7 @@ pairing) through the probe as well, and stores its metrics beside the task's.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,8 +31,9 @@ class Probe(ABC):
     """A lever's own evaluation on one fold, the same for every draw of the lever."""
 
     @abstractmethod
-    def evaluate(self, model: Model) -> dict[str, MetricValues]:
-        """The lever's metrics (named in the lever's ``probe_metrics``) for ``model``."""
+    def evaluate(self, model: Model, delta: Delta | None = None) -> dict[str, MetricValues]:
+        """The lever's metrics (named in the lever's ``probe_metrics``) for ``model``, fitted on
+        the fold's training set changed by ``delta`` (``None``: the training set as it is)."""
 
 
 #: One result row a lever derives itself: (evaluation group, its members as a boolean mask over
@@ -60,6 +62,11 @@ class Lever(ABC):
     #: The metrics the lever's probe reports (none for levers without one), with their
     #: direction: True when higher is better for the collective's aim.
     probe_metrics: ClassVar[dict[str, bool]] = {}
+
+    def falls_back(self) -> bool:
+        """Whether the lever's firms serve contributors they have no records of by the task's
+        named fallback (popularity, for recommenders) rather than the learner's own rule."""
+        return False
 
     @classmethod
     def configure(cls, **params: Any) -> Any:
@@ -105,9 +112,12 @@ class Lever(ABC):
         baseline: dict[str, MetricValues],
         metrics: list[str],
         seed: int = 0,
+        deltas: Sequence[Delta] = (),
+        fold: Fold | None = None,
     ) -> list[ExtraRow]:
         """Rows the lever derives from its firms' models (``firms``, by name, then metric),
-        its fixed models and the no-action ``baseline``: nothing by default."""
+        its fixed models, the no-action ``baseline`` and the changes it made (``deltas``, one
+        per firm) on ``fold``: nothing by default."""
         return []
 
     def probe(self, data: Dataset, fold: Fold) -> Probe | None:

@@ -29,19 +29,26 @@ incumbent's lead erased, ``(B − I) / (B − W)``; a transfer counts both, and 
 competitor overtakes. In the fixed holdout every term is read on everyone's held-out records;
 in the company perspective ``B`` on everyone's, ``I`` on those of the users the incumbent
 still has, and ``C`` and ``W`` on those of the users the competitor has (everyone's, for a
-competitor that has no one's data). Users a firm has no
-data from are scored by the learner's own rule for newcomers (for biased MF, item biases).
+competitor that has no one's data).
+
+Users a firm has no data from are scored by a named fallback, ``newcomers``: ``popularity``
+(the default: in top-N lists, items ranked by how many ratings the firm has of them; as rating
+estimates, and to rank held-out ratings, each item's mean rating at the firm) or ``learner``
+(the learner's own rule for newcomers: item biases for biased MF, nothing at all for EASE,
+whose scores for a user without ratings are all zero). A competitor with no data at all is
+the uninformed model either way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from datalever.core.delta import Delta
-from datalever.core.task import Dataset, MetricValues
+from datalever.core.task import Dataset, Fold, MetricValues
 from datalever.errors import DataleverError
 from datalever.levers.base import ExtraRow, Lever, LeverConfig
 from datalever.levers.strike import Strike
@@ -76,10 +83,25 @@ class Contribute(Lever):
             "own (default: none).",
         )
 
-    def __init__(self, variant: str = "contribute", competitor_share: float | None = None) -> None:
-        c = self.configure(variant=variant, competitor_share=competitor_share)
+        newcomers: Literal["popularity", "learner"] = Field(
+            "popularity",
+            description="How a firm scores users it has no data from: popularity (the named "
+            "fallback) or the learner's own rule for newcomers.",
+        )
+
+    def __init__(
+        self,
+        variant: str = "contribute",
+        competitor_share: float | None = None,
+        newcomers: str = "popularity",
+    ) -> None:
+        c = self.configure(variant=variant, competitor_share=competitor_share, newcomers=newcomers)
         self.variant: str = c.variant
         self.competitor_share: float | None = c.competitor_share
+        self.newcomers: str = c.newcomers
+
+    def falls_back(self) -> bool:
+        return self.newcomers == "popularity"
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in super().params().items() if v is not None}
@@ -160,6 +182,8 @@ class Contribute(Lever):
         baseline: Values,
         metrics: list[str],
         seed: int = 0,
+        deltas: Sequence[Delta] = (),
+        fold: Fold | None = None,
     ) -> list[ExtraRow]:
         everyone = np.ones(data.n_contributors, dtype=bool)
         acting = self._participant_mask(data, participants)

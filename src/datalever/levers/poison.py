@@ -5,12 +5,15 @@ Attacks, by task family:
 * ``vandalism`` (recommendation) is the "No AI" protest of a recommender's users (and the
   random vandal of the Conscious Data Contribution code): each participant replaces the
   ratings of their records (all, or a ``fraction`` of each participant's) with ratings drawn
-  uniformly from the values the dataset uses, on the same items.
+  uniformly from the values the dataset uses, on the same items. On code, each participant's
+  files (all, or a ``fraction``) have their tokens shuffled: the same tokens, no longer code.
 * ``label_flip`` (classification): each participant relabels their examples (all, or a
   ``fraction``): to the ``target`` class when one is named, else to a random other class.
 * ``junk`` (classification): each participant adds ``examples`` junk examples (default 1):
   features drawn uniformly within each feature's range in the dataset, labels at random. The
-  junk belongs to its participant, who keeps their real examples.
+  junk belongs to its participant, who keeps their real examples. On code, ``examples`` junk
+  files each (as long as the corpus's mean file): tokens drawn at random from the corpus, or a
+  protest ``banner`` (Python source, such as a comment) repeated to fill the file.
 * ``shilling`` (recommendation): each participant adds ``profiles`` fake profiles (default 1)
   that push or nuke the ``target`` item (``method`` random, average or bandwagon; ``filler``,
   ``selected``; see :mod:`datalever.levers.shilling`). The profiles are new contributors; the
@@ -33,16 +36,16 @@ from pydantic import Field
 from datalever.core.delta import Delta
 from datalever.core.task import Dataset, Fold
 from datalever.errors import DataleverError
-from datalever.levers import shilling
+from datalever.levers import code_edits, shilling
 from datalever.levers.base import Lever, LeverConfig, Probe
 from datalever.levers.strike import Strike
 
-#: The task family each attack applies to.
-ATTACK_TASK = {
-    "vandalism": "recommendation",
-    "shilling": "recommendation",
-    "label_flip": "classification",
-    "junk": "classification",
+#: The task families each attack applies to.
+ATTACK_TASKS = {
+    "vandalism": ("recommendation", "code"),
+    "shilling": ("recommendation",),
+    "label_flip": ("classification",),
+    "junk": ("classification", "code"),
 }
 
 
@@ -54,6 +57,7 @@ def _unset(value: Any) -> bool:
 USED_BY = {
     "target": ("label_flip", "shilling"),
     "examples": ("junk",),
+    "banner": ("junk",),
     "profiles": ("shilling",),
     "method": ("shilling",),
     "intent": ("shilling",),
@@ -72,10 +76,11 @@ class Poison(Lever):
     class Config(LeverConfig):
         attack: Literal["vandalism", "shilling", "label_flip", "junk"] = Field(
             "vandalism",
-            description="vandalism: random ratings on the participant's own items; shilling: "
-            "fake profiles pushing or nuking a target item (recommendation); label_flip: "
-            "relabel their examples; junk: add noise examples with random labels "
-            "(classification).",
+            description="vandalism: random ratings on the participant's own items "
+            "(recommendation) or their files' tokens shuffled (code); shilling: fake profiles "
+            "pushing or nuking a target item (recommendation); label_flip: relabel their "
+            "examples (classification); junk: add noise examples with random labels "
+            "(classification) or junk files (code).",
         )
         fraction: float = Field(
             1.0,
@@ -95,7 +100,16 @@ class Poison(Lever):
             ge=1,
             le=10_000,
             exclude_if=_unset,
-            description="junk: how many junk examples each participant adds (default 1).",
+            description="junk: how many junk examples (or files) each participant adds "
+            "(default 1).",
+        )
+        banner: str | None = Field(
+            None,
+            min_length=1,
+            max_length=500,
+            exclude_if=_unset,
+            description="junk on code: a protest banner (Python source, e.g. a comment) "
+            "repeated to fill each junk file (default: tokens drawn from the corpus).",
         )
         profiles: int | None = Field(
             None,
@@ -138,6 +152,7 @@ class Poison(Lever):
         intent: str | None = None,
         filler: float | None = None,
         selected: int | None = None,
+        banner: str | None = None,
     ) -> None:
         c = self.configure(
             attack=attack,
@@ -149,6 +164,7 @@ class Poison(Lever):
             intent=intent,
             filler=filler,
             selected=selected,
+            banner=banner,
         )
         self.attack: str = c.attack
         self.fraction: float = c.fraction
@@ -159,6 +175,7 @@ class Poison(Lever):
         self.intent: str | None = c.intent
         self.filler: float | None = c.filler
         self.selected: int | None = c.selected
+        self.banner: str | None = c.banner
         for name, attacks in USED_BY.items():
             if getattr(self, name) is not None and self.attack not in attacks:
                 raise DataleverError(
@@ -183,13 +200,22 @@ class Poison(Lever):
 
     def check(self, data: Dataset) -> None:
         task = getattr(data, "task", "recommendation")
-        if ATTACK_TASK[self.attack] != task:
-            fitting = [a for a, t in ATTACK_TASK.items() if t == task]
+        if task not in ATTACK_TASKS[self.attack]:
+            fitting = [a for a, tasks in ATTACK_TASKS.items() if task in tasks]
             raise DataleverError(
-                f"The poison attack {self.attack!r} alters {ATTACK_TASK[self.attack]} data, but "
-                f"{data.name} is a {task} dataset.",
+                f"The poison attack {self.attack!r} alters "
+                f"{' or '.join(ATTACK_TASKS[self.attack])} data, but {data.name} is a {task} "
+                "dataset.",
                 f"use attack = {' or '.join(repr(a) for a in fitting)}.",
             )
+        if self.banner is not None and task != "code":
+            raise DataleverError(
+                "A banner fills junk files of code; junk examples are noise.", "drop banner."
+            )
+        if task == "code":
+            if self.banner is not None:
+                code_edits.written(data, self.banner, "banner")
+            return
         if self.attack == "shilling":
             shilling.item_code(data, self.target)
         elif self.target is not None:
@@ -268,6 +294,8 @@ class Poison(Lever):
                 rng,
             )
             return Delta(np.zeros(0, dtype=np.int64), profiles)
+        if getattr(data, "task", "") == "code":
+            return self._code_delta(data, participants, rng, train_positions)
         if self.attack == "junk":
             return Delta(np.zeros(0, dtype=np.int64), self._junk(data, participants, rng))
         mask, new = self.altered(data, participants, rng)
@@ -281,6 +309,23 @@ class Poison(Lever):
         else:
             added = type(base)(base.X, values, base.contributors, base.n_classes)
         return Delta(removed=removed, added=added)
+
+    def _code_delta(
+        self,
+        data: Dataset,
+        participants: np.ndarray,
+        rng: np.random.Generator,
+        train_positions: np.ndarray,
+    ) -> Delta:
+        """Junk files added, or the participants' files vandalised (tokens shuffled)."""
+        if self.attack == "junk":
+            owners = np.repeat(np.asarray(participants, dtype=np.int32), self.examples or 1)
+            junk = code_edits.junk_files(data, owners, rng, self.banner)
+            return Delta(np.zeros(0, dtype=np.int64), junk)
+        mask = Strike(self.fraction).withheld(data, participants, rng)
+        removed = np.flatnonzero(mask[train_positions])
+        files = data.training_set(train_positions[removed])
+        return Delta(removed=removed, added=code_edits.shuffled(files, rng))
 
     def _junk(self, data: Dataset, participants: np.ndarray, rng: np.random.Generator):
         from datalever.tasks.classify.examples import ExampleSet

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datalever.core.delta import Delta
 from datalever.core.learner import Model
 from datalever.core.task import Dataset, Fold, MetricValues
 from datalever.errors import DataleverError
@@ -119,11 +120,32 @@ class PerUser:
         return float(self.values[chosen].mean()) if chosen.any() else float("nan")
 
 
+class Amplification:
+    """How much more often the target reaches users' top-k lists than *peer* items, those
+    with the same number of training records (Baumann & Mendler-Dünner's amplification):
+    the target's hit rate over the peers' mean hit rate, among a group's eligible users."""
+
+    def __init__(
+        self, hit: np.ndarray, top: np.ndarray, peers: np.ndarray, eligible: np.ndarray
+    ) -> None:
+        self.hit, self.top, self.peers, self.eligible = hit, top, peers, eligible
+
+    def over(self, members: np.ndarray, population: np.ndarray) -> float:
+        chosen = members & self.eligible
+        if not chosen.any() or not len(self.peers):
+            return float("nan")
+        peer_rate = np.isin(self.top[chosen], self.peers).sum() / (chosen.sum() * len(self.peers))
+        return float(self.hit[chosen].mean() / peer_rate) if peer_rate > 0 else float("nan")
+
+
 class TargetItem(Probe):
     """The target's mean predicted rating and its top-10 hit rate among the real users who
     never rated it (the items each user rated in the fold's training set are not ranked); a
-    planted item's hit rate is its ``success``. A new item (code ``n_items``) scores as the
-    models score it; models that do not know it (the no-action model) rank it last."""
+    planted item's hit rate is its ``success``, and its ``amplification`` compares it with the
+    items that have as many training records as the target has in the model's training data
+    (the nearest count when no item has exactly as many). A new item (code ``n_items``)
+    scores as the models score it; models that do not know it (the no-action model) rank it
+    last."""
 
     def __init__(
         self, data: Dataset, fold: Fold, target: int, k: int = 10, success: bool = False
@@ -137,17 +159,29 @@ class TargetItem(Probe):
         train = fold.train
         self.known = (users[train], items[train])
         self.n_contributors = data.n_contributors
+        self.n_items = max(data.n_items, target + 1)
 
-    def evaluate(self, model: Model) -> dict[str, MetricValues]:
-        n = self.n_contributors
+    def peers(self, delta: Delta | None) -> np.ndarray:
+        """The items other than the target whose training count is nearest the target's, in
+        the training set ``delta`` makes of the fold's."""
+        base_items = self.known[1]
+        counts = np.bincount(base_items, minlength=self.n_items)
+        if delta is not None:
+            counts = counts - np.bincount(base_items[delta.removed], minlength=self.n_items)
+            if delta.added is not None and len(delta.added):
+                counts = (
+                    counts + np.bincount(delta.added.items, minlength=self.n_items)[: self.n_items]
+                )
+        gap = np.abs(counts - counts[self.target]).astype(np.float64)
+        gap[self.target] = np.inf
+        return np.flatnonzero(gap == gap.min()) if np.isfinite(gap.min()) else gap[:0]
+
+    def evaluate(self, model: Model, delta: Delta | None = None) -> dict[str, MetricValues]:
+        n, k = self.n_contributors, self.k
         score = np.full(n, np.nan)
         hit = np.zeros(n)
-        exposure = "success" if self.success else f"target_hit@{self.k}"
-        if self.target >= model.n_items:  # a new item this model never saw: never shown
-            return {
-                "target_score": PerUser(score, self.eligible),
-                exposure: PerUser(hit, self.eligible),
-            }
+        top = np.full((n, k), -1)
+        exposure = "success" if self.success else f"target_hit@{k}"
         known_users, known_items = self.known
         for start in range(0, len(self.users), BLOCK):
             block = self.users[start : start + BLOCK]
@@ -156,12 +190,21 @@ class TargetItem(Probe):
             row[block] = np.arange(len(block))
             mine = row[known_users] >= 0
             scores[row[known_users[mine]], known_items[mine]] = -np.inf
-            t = scores[:, self.target].copy()
-            scores[:, self.target] = -np.inf
-            ahead = (scores >= t[:, None]).sum(axis=1)  # ties count against the target
-            score[block] = t
-            hit[block] = ahead < self.k
-        return {
+            if self.target < scores.shape[1]:
+                t = scores[:, self.target].copy()
+                scores[:, self.target] = -np.inf
+                ahead = (scores >= t[:, None]).sum(axis=1)  # ties count against the target
+                score[block], hit[block] = t, ahead < k
+                # In the top-k lists too, the target ranks after every item scored as high.
+                scores[:, self.target] = np.nextafter(t, -np.inf)
+            if self.success:
+                best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+                shown = np.take_along_axis(scores, best, axis=1) > -np.inf
+                top[block] = np.where(shown, best, -1)
+        values = {
             "target_score": PerUser(score, self.eligible),
             exposure: PerUser(hit, self.eligible),
         }
+        if self.success:
+            values["amplification"] = Amplification(hit, top, self.peers(delta), self.eligible)
+        return values

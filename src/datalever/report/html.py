@@ -223,6 +223,7 @@ def provenance(inputs: ReportInputs) -> dict:
 LEVER_METRIC_GROUPS = {
     "success": ("non-participants", "everyone"),
     "dlp": ("everyone", "company"),
+    "amplification": ("non-participants", "everyone"),
 }
 GROUP_TITLES = {"everyone": "everyone (fixed holdout)", "company": "company perspective"}
 

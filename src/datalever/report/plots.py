@@ -91,6 +91,22 @@ def level_curve_svg(summary: pd.DataFrame, metric: str, group: str, title: str) 
         (line,) = ax.plot(x, g["mean"], marker="o", lw=2, label=label)
         lo, hi = g["ci_low"].fillna(g["mean"]), g["ci_high"].fillna(g["mean"])
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+        bound = summary[
+            (summary["metric"] == f"{metric}_bound")
+            & (summary["learner"] == learner)
+            & (summary["lever"] == lever)
+            & (summary["collective_kind"] == "random")
+            & summary["count"].isna()
+        ].sort_values("size")
+        if not bound.empty:  # what theory promises a Bayes-optimal learner
+            ax.plot(
+                100 * bound["size"],
+                bound["mean"],
+                ls="--",
+                lw=1.2,
+                color=line.get_color(),
+                label=f"{label}: bound for a Bayes-optimal learner",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("collective size (% of contributors acting, log scale)")
     ax.set_ylabel(metric)

@@ -17,13 +17,16 @@ from datalever.core.task import MetricName, Task
 from datalever.errors import DataleverError
 from datalever.tasks.classify.data import EMBEDDED as _EMBEDDED_EXAMPLES
 from datalever.tasks.classify.task import ClassificationTask
+from datalever.tasks.code.task import EMBEDDED_CORPORA, CodeTask
 from datalever.tasks.recsys import RecommendationTask
 
 if TYPE_CHECKING:
     from datalever.core.task import Dataset
     from datalever.spec import Spec
 
-TASKS: dict[str, Task] = {t.name: t for t in (RecommendationTask(), ClassificationTask())}
+TASKS: dict[str, Task] = {
+    t.name: t for t in (RecommendationTask(), ClassificationTask(), CodeTask())
+}
 
 #: Every learner of every family, by the name specs use (names are unique across families).
 LEARNERS: dict[str, type[Learner]] = {
@@ -31,16 +34,25 @@ LEARNERS: dict[str, type[Learner]] = {
 }
 
 #: Embedded datasets (no download) and the family each belongs to.
-EMBEDDED_TASK = {name: "classification" for name in _EMBEDDED_EXAMPLES}
+EMBEDDED_TASK = {name: "classification" for name in _EMBEDDED_EXAMPLES} | {
+    name: "code" for name in EMBEDDED_CORPORA
+}
 
 
-def task_of_data(dataset: str, columns: Mapping[str, str] | None) -> str:
-    """The family a spec's ``[data]`` belongs to: an embedded dataset's own, classification
-    for a table mapped with a ``label`` column, recommendation otherwise."""
+def task_of_data(
+    dataset: str, columns: Mapping[str, str] | None, layout: str | None = None
+) -> str:
+    """The family a spec's ``[data]`` belongs to: an embedded dataset's own; code for a folder
+    of repositories (a ``layout``) or a table mapped with ``path`` and ``text`` columns;
+    classification for a table mapped with a ``label`` column; recommendation otherwise."""
+    if layout:
+        return "code"
     if not columns and dataset in EMBEDDED_TASK:
         return EMBEDDED_TASK[dataset]
     if columns and "label" in columns:
         return "classification"
+    if columns and {"path", "text"} <= set(columns):
+        return "code"
     return "recommendation"
 
 

@@ -93,6 +93,43 @@ class ConstantModel(Model):
         return np.full(len(users), self.value)
 
 
+class PopularityFallback(Model):
+    """A model whose users without a single training record are served by popularity: items
+    ranked by how many training ratings they have, and each item's rating estimated by its
+    mean training rating (the training mean for an item nobody rated). Users with records get
+    the model's own scores. This is the named fallback of a firm that never saw a user."""
+
+    def __init__(self, model: Model, train) -> None:
+        self.model, self.n_items = model, model.n_items
+        n_items = max(model.n_items, train.n_items)
+        self.seen = np.bincount(train.users, minlength=train.n_users) > 0
+        counts = np.bincount(train.items, minlength=n_items).astype(np.float64)
+        sums = np.bincount(train.items, weights=train.ratings, minlength=n_items)
+        overall = float(train.ratings.mean()) if len(train) else 0.0
+        self.popularity = counts[: self.n_items]
+        self.mean = np.divide(sums, counts, out=np.full(n_items, overall), where=counts > 0)[
+            : self.n_items
+        ]
+
+    def _unseen(self, users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users)
+        known = users < len(self.seen)
+        out = ~known
+        out[known] = ~self.seen[users[known]]
+        return out
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        scores = np.asarray(self.model.predict(users, items), dtype=np.float64).copy()
+        unseen = self._unseen(users)
+        scores[unseen] = self.mean[np.asarray(items)[unseen]]
+        return scores
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        scores = np.asarray(self.model.score_users(users), dtype=np.float64).copy()
+        scores[self._unseen(users)] = self.popularity
+        return scores
+
+
 class RecommendationTask(Task):
     name = "recommendation"
     learners = LEARNERS
@@ -125,6 +162,9 @@ class RecommendationTask(Task):
     def uninformed_model(self, data: Dataset, learner: Learner) -> Model:
         low, high = data.rating_scale
         return ConstantModel((low + high) / 2, data.n_items)
+
+    def with_fallback(self, model: Model, train) -> Model:
+        return PopularityFallback(model, train)
 
     def load(self, spec: Spec) -> Contributions:
         """The spec's ratings: a catalogue name, a MovieLens folder or archive, or a table."""

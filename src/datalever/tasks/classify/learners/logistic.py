@@ -6,6 +6,8 @@ L-BFGS from a zero start is deterministic, so the learner needs no seed.
 
 from __future__ import annotations
 
+import warnings
+
 from pydantic import Field
 
 from datalever.core.config import LearnerConfig
@@ -36,7 +38,13 @@ class LogisticRegression(Classifier):
         self.max_iter: int = c.max_iter
 
     def fit(self, train: ExampleSet) -> ClassifierModel:
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression as Estimator
 
         estimator = Estimator(C=self.C, max_iter=self.max_iter, solver="lbfgs")
-        return fit_estimator(estimator, train, probabilistic=True)
+        # A sweep fits hundreds of models: scikit-learn's warning that L-BFGS stopped at
+        # max_iter would be printed for each. The fit stands as the recipe says (at most
+        # max_iter iterations, the same in every scenario); raise max_iter for a tighter optimum.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return fit_estimator(estimator, train, probabilistic=True)

@@ -1,0 +1,1 @@
+"""The code task family: language models trained on source code written by contributors."""
