@@ -81,3 +81,20 @@ def test_classify_sweep_runs_in_tiny_mode_and_agrees_with_scikit_learn():
     learners = ("multinomial_nb", "gaussian_nb", "ridge", "lda", "logistic")
     assert agreed == [[d, n] for d in ("digits", "synthetic-1000") for n in learners]
     assert done.stdout.count("sufficient-statistics") == 8
+
+
+def test_code_sweep_runs_in_tiny_mode_and_fast_equals_plain():
+    # Six small standard-library packages, one draw per size, one run: the engine's fast path
+    # and plain refits store equal values, and NLTK's Kneser–Ney stays within the sanity bound.
+    pytest.importorskip("nltk")
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "code_sweep.py"), "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = [line.split()[:2] for line in done.stdout.splitlines() if line.endswith("  ok")]
+    assert checks == [["tiny", "fast"], ["tiny", "datalever's"], ["tiny", "NLTK"]]
+    assert "FAILED" not in done.stdout
+    assert done.stdout.count("sufficient-statistics") == 1

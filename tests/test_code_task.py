@@ -160,3 +160,29 @@ def test_bad_code_data_is_refused(tmp_path):
         parse_spec('name = "x"\n[data]\ndataset = "python-stdlib"\ntokens = "words"\n')
     with pytest.raises(DataleverError, match="layout"):
         parse_spec('name = "x"\n[data]\ndataset = "repos"\nlayout = "flat"\n')
+
+
+def test_the_code_demo_spec_and_its_side_by_side_table(tmp_path, code_table):
+    import io
+    from importlib import resources
+
+    from rich.console import Console
+
+    from datalever.analysis import summarise
+    from datalever.report.terminal import render_groups
+    from datalever.tasks import load_data
+
+    demo = parse_spec(resources.files("datalever").joinpath("specs/demo-code.toml").read_text())
+    assert demo.task == "code" and demo.data.dataset == "python-stdlib"
+    spec = parse_spec(SPEC.format(path=code_table))
+    store = ResultsStore(tmp_path / "r.sqlite")
+    from datalever.engine import run_spec
+
+    results = store.results(run_spec(spec, store, data=load_data(spec)).run_id)
+    out = io.StringIO()
+    render_groups(
+        summarise(results), Console(file=out, width=200), "top1", ("everyone", "participants")
+    )
+    text = out.getvalue()
+    assert "everyone" in text and "participants" in text and "0 (no action)" in text
+    assert text.count("kneser_ney") >= 1 and "[" in text  # intervals of the change

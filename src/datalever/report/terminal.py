@@ -161,6 +161,47 @@ def render_curve(
     console.print(table)
 
 
+def render_groups(
+    summary: pd.DataFrame, console: Console, metric: str, groups: tuple[str, ...]
+) -> None:
+    """One table per learner and lever: collective sizes down, evaluation groups across, so the
+    change for everyone sits beside the change for the participants themselves (their own
+    style, for a code model). Each cell is the mean and the paired change with its interval."""
+    rows = summary[(summary["metric"] == metric) & summary["eval_group"].isin(groups)]
+    for (learner, lever), block in rows[rows["lever"] != "none"].groupby(
+        ["learner", "lever"], sort=False
+    ):
+        table = Table(
+            title=f"{metric}, {learner}, {lever}: mean (change vs no action [95 % CI])",
+            header_style="bold",
+        )
+        table.add_column("collective")
+        table.add_column("samples", justify="right")
+        for g in groups:
+            table.add_column(g, justify="right")
+        base = rows[(rows["learner"] == learner) & (rows["lever"] == "none")]
+        if not base.empty:
+            cells = ["–"] * len(groups)
+            cells[0] = _fmt(base.iloc[0]["mean"])
+            table.add_row("0 (no action)", str(int(base["n_samples"].max())), *cells)
+        for label, size in block.groupby(block.apply(_size, axis=1), sort=False):
+            cells = []
+            for g in groups:
+                r = size[size["eval_group"] == g]
+                if r.empty:
+                    cells.append("–")
+                    continue
+                r = r.iloc[0]
+                interval = (
+                    ""
+                    if pd.isna(r["change_ci_low"])
+                    else f" [{r['change_ci_low']:+.4f}, {r['change_ci_high']:+.4f}]"
+                )
+                cells.append(f"{_fmt(r['mean'])} ({r['change']:+.4f}{interval})")
+            table.add_row(label, str(int(size["n_samples"].max())), *cells)
+        console.print(table)
+
+
 def render_dlp_table(table: pd.DataFrame, console: Console) -> None:
     """The Conscious Data Contribution table: per learner, lever and perspective, the smallest
     participation at which data leverage power reaches each threshold, with its interval."""
