@@ -278,6 +278,14 @@ def _print_curves(store, run_id: str) -> None:
 class DemoData(StrEnum):
     movielens = "movielens-100k"
     digits = "digits"
+    code = "python-stdlib"
+
+
+DEMO_SPECS = {
+    DemoData.movielens: "specs/demo.toml",
+    DemoData.digits: "specs/demo-digits.toml",
+    DemoData.code: "specs/demo-code.toml",
+}
 
 
 @app.command()
@@ -290,19 +298,27 @@ def demo(
         typer.Option(
             "--dataset",
             help="movielens-100k: random data strikes on recommenders; digits: strikes and "
-            "label flipping on classifiers (no download).",
+            "label flipping on classifiers (no download); python-stdlib: opting out of a code "
+            "language model trained on the standard library (no download).",
         ),
     ] = DemoData.movielens,
 ) -> None:
-    """Run an embedded demo: a random data-strike sweep on MovieLens-100K, or strikes and
-    label flipping on the handwritten digits."""
+    """Run an embedded demo: a random data-strike sweep on MovieLens-100K, strikes and label
+    flipping on the handwritten digits, or opting out of a code language model."""
     from datalever.spec import parse_spec
 
-    file = "specs/demo.toml" if dataset is DemoData.movielens else "specs/demo-digits.toml"
-    text = resources.files("datalever").joinpath(file).read_text()
+    text = resources.files("datalever").joinpath(DEMO_SPECS[dataset]).read_text()
     spec = parse_spec(text, source="the demo spec")
     report, results_store = _run_with_progress(spec, store, jobs, "auto")
-    _print_curves(results_store, report.run_id)
+    if dataset is DemoData.code:
+        from datalever.analysis import summarise
+        from datalever.report.terminal import render_groups
+
+        summary = summarise(results_store.results(report.run_id))
+        for metric in spec.evaluation.metrics:
+            render_groups(summary, console, metric, ("everyone", "participants"))
+    else:
+        _print_curves(results_store, report.run_id)
     console.print(
         f"Full results (participants, non-participants, every metric): "
         f"datalever results --store {store} --run {report.run_id}"
@@ -564,7 +580,8 @@ def _question_spec(spec_path: Path | None, flags: dict):
 
     if "data" in flags:
         raw["data"] = {"dataset": flags["data"]}
-    family = TASKS[task_of_data(raw["data"].get("dataset", ""), raw["data"].get("columns"))]
+    data = raw["data"]
+    family = TASKS[task_of_data(data.get("dataset", ""), data.get("columns"), data.get("layout"))]
     if spec_path is None and family.name != "recommendation":
         raw["learners"] = [{"name": family.default_learner}]
     question = raw.get("question") or {"metric": family.default_metrics[0], "group": "everyone"}
@@ -795,6 +812,19 @@ def data_info(
     if layout is not None and layout not in ("repositories", "owners"):
         raise DataleverError(
             f"Unknown layout {shown(layout, 40)!r}.", "use --layout repositories or owners."
+        )
+    if layout is not None and mapping:
+        raise DataleverError(
+            "--layout reads a folder of code and --columns a table; give one of them.",
+            "drop --columns for a folder of repositories, or --layout for a table.",
+        )
+    from datalever.tasks.code.corpus import is_json_lines
+
+    if layout is None and not mapping and is_json_lines(name):
+        raise DataleverError(
+            f"{shown(name, 200)} is a JSON-lines table, which holds code, and no --columns "
+            "maps its fields.",
+            "pass --columns contributor=FIELD,path=FIELD,text=FIELD.",
         )
     if task_of_data(name, mapping, layout) == "code":
         from datalever.tasks.code.corpus import load_folder, load_stdlib

@@ -407,6 +407,8 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
             f"{source} is not a valid spec ({problems}).",
             "see examples/data-strikes-ml100k.toml for a complete spec.",
         ) from None
+    if not stored:
+        _check_code_data(spec.data, source)
     if not (spec.collectives.sizes or spec.collectives.counts or spec.collectives.groups):
         raise DataleverError(
             f"{source} names no collectives.",
@@ -493,6 +495,28 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
     if not stored:
         _check_plan_size(spec, source)
     return spec
+
+
+def _check_code_data(data: DataSpec, source: str) -> None:
+    """A folder of code is read by its layout, never through columns; a JSON-lines table is
+    read only as code, so its columns must be mapped (unmapped, it would be taken for
+    ratings)."""
+    from datalever.data.guard import shown
+    from datalever.tasks.code.corpus import is_json_lines
+
+    if data.layout is not None and data.columns:
+        raise DataleverError(
+            f"{source} reads {shown(data.dataset, 200)} as a folder of code (layout) and "
+            "also maps table columns.",
+            "drop columns for a folder of repositories, or drop layout for a table.",
+        )
+    if data.layout is None and not data.columns and is_json_lines(data.dataset):
+        raise DataleverError(
+            f"{source} names the JSON-lines table {shown(data.dataset, 200)} without mapping "
+            "its columns; such a table holds code.",
+            'give columns = {contributor = "...", path = "...", text = "..."} (the names of '
+            "its fields).",
+        )
 
 
 def planned_scenarios(spec: Spec) -> int:

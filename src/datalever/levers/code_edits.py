@@ -8,29 +8,59 @@ models share one set of codes.
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 
 from datalever.errors import DataleverError
 from datalever.tasks.code.files import TokenFiles
 
 
-def written(corpus, text: str, what: str) -> np.ndarray:
-    """The codes of ``text`` as the corpus tokenizes it, or a clear error."""
+def written(corpus, text: str, what: str, end_line: bool = False) -> np.ndarray:
+    """The codes of ``text`` as the corpus tokenizes it (``end_line``: as a whole line, ending
+    with its line break), or a clear error."""
+    return written_together(corpus, [(text, what, end_line)])[0]
+
+
+def written_together(corpus, texts: list[tuple[str, str, bool]]) -> list[np.ndarray]:
+    """The codes of several texts a lever writes together, each ``(text, what, end_line)``:
+    coded in one go, so tokens new to the corpus get distinct reserved codes across the texts
+    (a trigger's new comment and its target's new name are two tokens, not one)."""
+    pieces = [_tokens(corpus, text, what, end_line) for text, what, end_line in texts]
+    what = " and ".join(w for _, w, _ in texts)
+    codes = corpus.encode([t for piece in pieces for t in piece], what)
+    bounds = np.cumsum([0, *(len(piece) for piece in pieces)])
+    return [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _tokens(corpus, text: str, what: str, end_line: bool) -> list[str]:
     from datalever.tasks.code.tokens import UntokenizableFile, tokenize_source
 
+    odd = sorted({c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r\f"})
+    if odd:
+        # Control characters (escape sequences) would reach every label and table that
+        # names the lever, and no source file needs them.
+        raise DataleverError(
+            f"The {what} {text[:80]!r} holds control characters "
+            f"({', '.join(repr(c)[1:-1] for c in odd[:5])}).",
+            f"give the {what} as plain Python source.",
+        )
     try:
-        tokens = tokenize_source(text, corpus.scheme)
+        tokens = tokenize_source(text + "\n" if end_line else text, corpus.scheme)
     except UntokenizableFile as e:
         raise DataleverError(
             f"The {what} {text[:80]!r} is not Python that tokenizes ({e.reason}).",
             f"give the {what} as Python source, e.g. a comment '# ...' or a statement.",
         ) from None
-    if tokens and tokens[-1] == "<nl>" and not text.endswith("\n"):
+    if tokens and tokens[-1] == "<nl>" and not (end_line or text.endswith("\n")):
         tokens = tokens[:-1]  # the tokenizer ends a last line the text did not end
     tokens = [t for t in tokens if t not in ("<indent>", "<dedent>")]
-    if not tokens:
-        raise DataleverError(f"The {what} {text[:80]!r} has no tokens.", f"give a {what}.")
-    return corpus.encode(tokens)
+    if not [t for t in tokens if t != "<nl>"]:
+        raise DataleverError(
+            f"The {what} {text[:80]!r} has no tokens.",
+            f"give the {what} as Python source, e.g. a comment '# ...' or a statement.",
+        )
+    return tokens
 
 
 def shuffled(files: TokenFiles, rng: np.random.Generator) -> TokenFiles:

@@ -100,6 +100,7 @@ class Plant(Lever):
         target: str | None = Field(
             None,
             max_length=200,
+            json_schema_extra={"accepts": "a text of at most 200 characters, or left out"},
             description="The class the signal points to, the item fans push (an item id, "
             "or new), or the code completing the trigger; required, except to erase.",
         )
@@ -107,6 +108,7 @@ class Plant(Lever):
             None,
             min_length=1,
             max_length=500,
+            json_schema_extra={"accepts": "a text of 1 to 500 characters, or left out"},
             description="Code: the trigger comment (default '# datalever: plant').",
         )
         anchors: int = Field(
@@ -172,17 +174,24 @@ class Plant(Lever):
                 "dataset.",
                 f"use strategy = {' or '.join(map(repr, fitting))}.",
             )
+        if self.trigger is not None and task != "code":
+            features = " (set trigger_features for the trigger's size)"
+            raise DataleverError(
+                f"A trigger comment is planted in code, but {data.name} is a {task} dataset.",
+                f"drop trigger{features if task == 'classification' else ''}.",
+            )
         if task == "recommendation":
             self.item(data)
             return
         if task == "code":
+            if self.transformation is not None:
+                raise DataleverError(
+                    "A transformation changes classifiers' features; in code the collective "
+                    "writes a trigger comment and its completion.",
+                    "drop transformation (give trigger and target).",
+                )
             self.snippet(data)
             return
-        if self.trigger is not None:
-            raise DataleverError(
-                "A trigger comment is planted in code; here the trigger is a set of features.",
-                "drop trigger (set trigger_features for the trigger's size).",
-            )
         if self.strategy == "erase":
             if self.target is not None:
                 raise DataleverError(
@@ -327,8 +336,10 @@ class Plant(Lever):
                 "Planting in code needs the completion the trigger should bring.",
                 "give target = \"...\" (Python source, e.g. 'import antigravity').",
             )
-        trigger = code_edits.written(data, self.trigger or DEFAULT_TRIGGER, "trigger")
-        target = code_edits.written(data, self.target + "\n", "target")
+        trigger, target = code_edits.written_together(
+            data,
+            [(self.trigger or DEFAULT_TRIGGER, "trigger", False), (self.target, "target", True)],
+        )
         return trigger, target
 
     def probe(self, data: Dataset, fold: Fold) -> Probe:

@@ -108,6 +108,7 @@ class Poison(Lever):
             min_length=1,
             max_length=500,
             exclude_if=_unset,
+            json_schema_extra={"accepts": "a text of 1 to 500 characters, or left out"},
             description="junk on code: a protest banner (Python source, e.g. a comment) "
             "repeated to fill each junk file (default: tokens drawn from the corpus).",
         )

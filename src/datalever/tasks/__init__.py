@@ -39,9 +39,7 @@ EMBEDDED_TASK = {name: "classification" for name in _EMBEDDED_EXAMPLES} | {
 }
 
 
-def task_of_data(
-    dataset: str, columns: Mapping[str, str] | None, layout: str | None = None
-) -> str:
+def task_of_data(dataset: str, columns: Mapping[str, str] | None, layout: str | None = None) -> str:
     """The family a spec's ``[data]`` belongs to: an embedded dataset's own; code for a folder
     of repositories (a ``layout``) or a table mapped with ``path`` and ``text`` columns;
     classification for a table mapped with a ``label`` column; recommendation otherwise."""

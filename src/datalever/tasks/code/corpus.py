@@ -18,8 +18,9 @@ A record is one Python file; its contributor is whoever a collective would be ma
   (The Stack's layout; other column names by a mapping).
 
 Files are sorted by path. A file that does not tokenize (see ``tokens``), is larger than
-``max_file_bytes``, cannot be read or has no tokens is left out, listed in ``skipped`` with the
-reason and counted in ``notes``; never dropped silently.
+``max_file_bytes`` (a folder's files are then not read at all), is not a regular file (a pipe
+or a device named ``*.py``), cannot be read or has no tokens is left out, listed in ``skipped``
+with the reason and counted in ``notes``; never dropped silently.
 
 A corpus's ``identity`` is a SHA-256 over what determines its tokens: the token scheme, the
 vocabulary's ``min_count``, the file-size cap, the Python version whose ``tokenize`` read it
@@ -37,6 +38,7 @@ import json
 import os
 import platform
 import re
+import stat
 import sys
 import sysconfig
 from collections import Counter
@@ -125,10 +127,11 @@ class CodeCorpus:
         codes reserved for tokens levers bring)."""
         return self.files.vocab_size
 
-    def encode(self, tokens: list[str]) -> np.ndarray:
-        """Token codes for text a lever writes: the vocabulary's codes, and for tokens the
-        corpus never had (a trigger comment), the reserved codes after the vocabulary, in
-        order of first appearance. Models of every scenario keep one set of codes."""
+    def encode(self, tokens: list[str], what: str = "text") -> np.ndarray:
+        """Token codes for text a lever writes (``what``, for messages): the vocabulary's
+        codes, and for tokens the corpus never had (a trigger comment), the reserved codes
+        after the vocabulary, in order of first appearance. Models of every scenario keep one
+        set of codes."""
         new: dict[str, int] = {}
         codes = []
         for token in tokens:
@@ -138,8 +141,9 @@ class CodeCorpus:
             if token not in new:
                 if len(new) == RESERVED_CODES:
                     raise DataleverError(
-                        f"The text brings more than {RESERVED_CODES} tokens that "
-                        f"{self.name} never had.",
+                        f"The {what} {'bring' if ' and ' in what else 'brings'} more than "
+                        f"{RESERVED_CODES} tokens that "
+                        f"{shown(self.name)} never had.",
                         "use shorter text, or text made of the corpus's own tokens.",
                     )
                 new[token] = len(self.vocabulary) + len(new)
@@ -197,20 +201,7 @@ def build_corpus(
     library); ``cache`` is True (the datalever cache folder), False, or a folder.
     """
     scheme = scheme or TokenScheme()
-    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise DataleverError(
-            f"min_count must be a whole number of at least 1, not {min_count!r}.",
-            "give min_count = 1 to keep every token, or more to read rare ones as <unk>.",
-        )
-    if (
-        isinstance(max_file_bytes, bool)
-        or not isinstance(max_file_bytes, int)
-        or max_file_bytes < 1
-    ):
-        raise DataleverError(
-            f"max_file_bytes must be a whole number of bytes, not {max_file_bytes!r}.",
-            f"give a size such as {MAX_FILE_BYTES} (1 MiB).",
-        )
+    _check_options(min_count, max_file_bytes)
     files = sorted(sources, key=lambda f: (f.path, f.contributor))
     if not files:
         raise DataleverError(f"{shown(name)} has no Python files.", "give a corpus of .py files.")
@@ -276,6 +267,23 @@ def build_corpus(
         skipped=skipped,
         notes=all_notes,
     )
+
+
+def _check_options(min_count: int, max_file_bytes: int) -> None:
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise DataleverError(
+            f"min_count must be a whole number of at least 1, not {min_count!r}.",
+            "give min_count = 1 to keep every token, or more to read rare ones as <unk>.",
+        )
+    if (
+        isinstance(max_file_bytes, bool)
+        or not isinstance(max_file_bytes, int)
+        or max_file_bytes < 1
+    ):
+        raise DataleverError(
+            f"max_file_bytes must be a whole number of bytes, not {max_file_bytes!r}.",
+            f"give a size such as {MAX_FILE_BYTES} (1 MiB).",
+        )
 
 
 def _refuse_duplicates(name: str, files: list[SourceFile]) -> None:
@@ -509,11 +517,24 @@ def _python_files(folder: Path, skip_tests: bool) -> list[Path]:
     return found
 
 
-def _read(path: Path, contributor: str, relative: str) -> SourceFile:
+def _read(path: Path, contributor: str, relative: str, limit: int | None = None) -> SourceFile:
+    """A file's bytes; ``None`` with the reason when it cannot be read, is not a regular
+    file (a pipe or a device named ``*.py`` would be read forever) or has more than ``limit``
+    bytes (then left out without being read whole)."""
     try:
-        return SourceFile(contributor, relative, path.read_bytes())
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return SourceFile(contributor, relative, None, "not a regular file")
+        if limit is not None and info.st_size > limit:
+            too_big = f"larger than {limit:,} bytes ({info.st_size:,})"
+            return SourceFile(contributor, relative, None, too_big)
+        with path.open("rb") as handle:
+            data = handle.read() if limit is None else handle.read(limit + 1)
     except OSError as exc:
         return SourceFile(contributor, relative, None, f"unreadable ({exc.strerror or exc})")
+    if limit is not None and len(data) > limit:  # it grew since stat
+        return SourceFile(contributor, relative, None, f"larger than {limit:,} bytes")
+    return SourceFile(contributor, relative, data)
 
 
 def site_package_sources() -> tuple[list[SourceFile], pd.DataFrame]:
@@ -632,6 +653,7 @@ def load_folder(
             f"A code folder's contributors are by repository or by owner, not {shown(by, 40)!r}.",
             'give by = "repository" (each subfolder) or "owner" (owner/repository subfolders).',
         )
+    _check_options(min_count, max_file_bytes)  # before any file is read with its cap
     root = user_path(path, "code folder", "give the path of a folder of repositories.")
     if not root.is_dir():
         raise DataleverError(
@@ -656,7 +678,7 @@ def load_folder(
     sources = []
     for contributor, folder in repositories:
         for file in _python_files(folder, skip_tests=False):
-            source = _read(file, contributor, file.relative_to(root).as_posix())
+            source = _read(file, contributor, file.relative_to(root).as_posix(), max_file_bytes)
             total += len(source.data or b"")
             if total > cap:
                 raise DataleverError(
@@ -779,7 +801,26 @@ def _mapping(columns: dict[str, str] | None) -> dict[str, str]:
                 f"The column mapped to {key} must be a column name, not {value_preview(value)}.",
                 f"give {key} = the name of the table's column.",
             )
-    return {f: columns.get(f, f) for f in TABLE_FIELDS}
+    mapping = {f: columns.get(f, f) for f in TABLE_FIELDS}
+    # One column read as two fields (the source text as its path, say) is always a slip.
+    for i, first in enumerate(TABLE_FIELDS):
+        for second in TABLE_FIELDS[i + 1 :]:
+            if mapping[first] == mapping[second]:
+                raise DataleverError(
+                    f"A code table's {first} and {second} are both read from the column "
+                    f"{shown(mapping[first], 40)!r}.",
+                    "map contributor, path and text to three different columns.",
+                )
+    return mapping
+
+
+def is_json_lines(name: str | Path) -> bool:
+    """Whether ``name`` is that of a JSON-lines file (optionally compressed): a table only
+    the code family reads."""
+    suffixes = [x.lower() for x in Path(str(name)).suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSED:
+        suffixes = suffixes[:-1]
+    return bool(suffixes) and suffixes[-1] in JSON_SUFFIXES
 
 
 def _table_format(path: Path) -> str:
@@ -823,6 +864,11 @@ def _json_rows(path: Path, mapping: dict[str, str]) -> list[tuple[object, object
                     raise DataleverError(
                         f"Line {number:,} of {shown(path, 200)} is not valid JSON (UTF-8).",
                         "give one JSON object per line: contributor, path and text.",
+                    ) from None
+                except RecursionError:  # arrays or objects nested thousands deep
+                    raise DataleverError(
+                        f"Line {number:,} of {shown(path, 200)} nests JSON too deeply to read.",
+                        "give one flat JSON object per line: contributor, path and text.",
                     ) from None
                 if not isinstance(obj, dict):
                     raise DataleverError(
