@@ -127,6 +127,7 @@ def sentence(
     learner: str,
     lever: str,
     dataset: str,
+    who: str = "users",
 ) -> str:
     """The answer in one plain sentence.
 
@@ -148,18 +149,19 @@ def sentence(
         users = round(result.high * n_users)
         estimate = (
             f"; the smallest such share lies between {_pct(result.low)} and "
-            f"{_pct(result.high)} of users ({level} CI; interpolated estimate {_pct(result.point)})"
+            f"{_pct(result.high)} of {who} ({level} CI; interpolated estimate "
+            f"{_pct(result.point)})"
             if np.isfinite(result.point)
             else ""
         )
         return (
-            f"Yes: a random collective of {_pct(result.high)} of users (about {users} users) "
+            f"Yes: a random collective of {_pct(result.high)} of {who} (about {users} {who}) "
             f"{target.describe(metric)} {where}, decided at the {level} level{estimate}." + stopped
         )
     if result.answer == "no":
         largest = result.verdicts[-1]
         return (
-            f"No: even {_pct(largest.size)} of users {_score_text(target, metric, largest.high)} "
+            f"No: even {_pct(largest.size)} of {who} {_score_text(target, metric, largest.high)} "
             f"at most ({level} bound; mean {_amount(target, largest.mean)}), "
             f"short of {question.delta} {where}." + stopped
         )
@@ -270,7 +272,8 @@ def answer_run(store: ResultsStore, run_id: str, spec: Spec, n_users: int) -> An
     )
     result = search.run()
     lever = _lever(spec).label
-    text = sentence(q, result, n_users, learner, lever, spec.data.dataset)
+    who = f"{task_of(spec).contributor_noun}s"
+    text = sentence(q, result, n_users, learner, lever, spec.data.dataset, who)
     return Answer(q, learner, lever, n_users, result, text, run_id)
 
 
@@ -325,6 +328,7 @@ def ask(
         )
         result = search.run()
     lever = _lever(spec).label
-    text = sentence(q, result, n_users, learner, lever, spec.data.dataset)
+    who = f"{task_of(spec).contributor_noun}s"
+    text = sentence(q, result, n_users, learner, lever, spec.data.dataset, who)
     store.set_answer(run_id, text)
     return Answer(q, learner, lever, n_users, result, text, run_id)

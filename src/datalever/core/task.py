@@ -103,6 +103,8 @@ class Task(ABC):
     protocols: ClassVar[tuple[str, ...]] = ()
     #: What a record is called in messages ("rating", "example").
     record_noun: ClassVar[str] = "record"
+    #: What a contributor is called in answers ("user" for a recommender's raters).
+    contributor_noun: ClassVar[str] = "contributor"
 
     @abstractmethod
     def parse_metric(self, name: str) -> MetricName:

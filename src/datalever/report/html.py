@@ -22,7 +22,7 @@ from datalever.report.plots import level_curve_svg, leverage_curve_svg
 from datalever.report.terminal import CI_METHODS, footnotes
 from datalever.spec import Spec
 from datalever.store import ResultsStore
-from datalever.tasks import parse_metric
+from datalever.tasks import parse_metric, task_of
 
 PACKAGES = ("datalever", "numpy", "scipy", "pandas", "numba", "sqlalchemy", "matplotlib")
 
@@ -282,6 +282,7 @@ def _metric_order(spec: Spec, summary: pd.DataFrame) -> list[str]:
 
 def render_report(inputs: ReportInputs) -> str:
     spec = inputs.spec
+    task = task_of(spec)
     summary = summarise(inputs.results, confidence=spec.evaluation.confidence)
     groups = [
         g
@@ -292,7 +293,9 @@ def render_report(inputs: ReportInputs) -> str:
         {
             "metric": m,
             "group": g,
-            "svg": leverage_curve_svg(summary, m, g, f"{m} for {g}: change vs no action"),
+            "svg": leverage_curve_svg(
+                summary, m, g, f"{m} for {g}: change vs no action", f"{task.contributor_noun}s"
+            ),
         }
         for m in _metric_order(spec, summary)
         for g in groups

@@ -51,15 +51,17 @@ def curve_points(summary: pd.DataFrame, metric: str, group: str) -> dict[str, pd
     return out
 
 
-def leverage_curve_svg(summary: pd.DataFrame, metric: str, group: str, title: str) -> str:
-    """Relative change (%) of ``metric`` for ``group`` against the share of users acting."""
+def leverage_curve_svg(
+    summary: pd.DataFrame, metric: str, group: str, title: str, who: str = "users"
+) -> str:
+    """Relative change (%) of ``metric`` for ``group`` against the share of ``who`` acting."""
     curves = curve_points(summary, metric, group)
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
     for learner, c in curves.items():
         (line,) = ax.plot(c["x"], c["y"], marker="o", lw=2, label=learner)
         ax.fill_between(c["x"], c["lo"], c["hi"], color=line.get_color(), alpha=0.18, lw=0)
     ax.axhline(0, color="#888", lw=0.8)
-    ax.set_xlabel("collective size (% of users acting)")
+    ax.set_xlabel(f"collective size (% of {who} acting)")
     ax.set_ylabel(f"change in {metric} (%)")
     ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)

@@ -138,6 +138,7 @@ class RecommendationTask(Task):
     default_learner = "ease"
     protocols = ("data-strikes", "holdout")
     record_noun: ClassVar[str] = "rating"
+    contributor_noun: ClassVar[str] = "user"
 
     def parse_metric(self, name: str) -> Metric:
         return parse_metric(name)
