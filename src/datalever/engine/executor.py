@@ -74,6 +74,9 @@ def _init_worker_process(pickled_data: bytes) -> None:
 
     numba.set_num_threads(1)
     threadpool_limits(1)
+    # PyTorch (the transformer language model) reads its thread count when first imported,
+    # which in a worker happens after this: one thread, like everything else here.
+    os.environ["OMP_NUM_THREADS"] = "1"
     _set_data(pickle.loads(pickled_data))
 
 
