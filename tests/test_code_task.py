@@ -186,3 +186,23 @@ def test_the_code_demo_spec_and_its_side_by_side_table(tmp_path, code_table):
     text = out.getvalue()
     assert "everyone" in text and "participants" in text and "0 (no action)" in text
     assert text.count("kneser_ney") >= 1 and "[" in text  # intervals of the change
+
+
+def test_the_code_demo_runs_from_the_command_line_and_reports(tmp_path):
+    """The embedded code demo: an opt-out sweep on the standard library, nothing downloaded,
+    the change for everyone beside the participants' own; the report draws every group and
+    the memorisation probe."""
+    from tests.test_cli import datalever
+
+    store = str(tmp_path / "demo.sqlite")
+    done = datalever("demo", "--dataset", "python-stdlib", "--store", store, "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    assert "top1, kneser_ney, strike" in out and "memorisation, kneser_ney, strike" in out
+    assert "participants" in out and "everyone" in out
+    report = datalever("report", "--store", store, "-o", str(tmp_path / "r.html"))
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "memorisation for participants" in html and "% of contributors acting" in html
+    info = datalever("data", "info", "python-stdlib")
+    assert "contributors:" in info.stdout and "tokens:" in info.stdout
