@@ -14,6 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from datalever.core.delta import Delta  # noqa: E402
 from datalever.errors import DataleverError  # noqa: E402
 from datalever.tasks.code import transformer  # noqa: E402
 from datalever.tasks.code.files import TokenFiles  # noqa: E402
@@ -225,3 +226,69 @@ def test_top_k_breaks_exact_ties_by_the_lower_code(cap):
     assert len(np.unique(d)) == (1 if cap is None else 2)
     for k in (1, 4, V + 1):
         np.testing.assert_array_equal(fitted.top_k(query, k), ranked(d)[:, :k])
+
+
+def test_batched_fits_only_when_asked_or_on_cuda():
+    plain = TransformerLM(**SMALL)
+    assert plain.fast_path(cycles(3)) is None
+    assert "batched" not in plain.params() and "batched" not in repr(plain)
+    batched = TransformerLM(**SMALL, batched=True)
+    assert batched.params()["batched"] is True
+    assert batched.fast_path(cycles(3)).name == "batched-torch-cpu"
+    assert batched.batch_size == TransformerLM.cpu_batch_size
+    if torch.cuda.is_available():
+        assert TransformerLM(device="cuda").fast_path(cycles(3)) is not None
+
+
+@pytest.mark.parametrize("cap", [None, 4])
+def test_batched_fits_equal_plain_fits(cap):
+    """Scenarios that remove files, add files (more windows and steps than the base), keep
+    the base, and remove everything train together as each does alone; with a vocabulary
+    cap, each scenario's kept codes are its own."""
+    base = cycles(12, seed=3)
+    rng = np.random.default_rng(4)
+    added = files([rng.integers(0, V, n) for n in (30, 6, 17)])
+    nothing = np.array([], dtype=np.int64)
+    deltas = [
+        Delta(nothing),
+        Delta(np.array([0, 2, 5, 7])),
+        Delta(np.array([1]), added),
+        Delta(np.arange(len(base))),
+    ]
+    learner = TransformerLM(**SMALL, epochs=2, vocab_cap=cap, batched=True)
+    batched = list(learner.fast_path(base).fit_many(deltas))
+    assert len(batched) == len(deltas)
+    query = mixed()
+    for delta, got in zip(deltas, batched, strict=True):
+        want = TransformerLM(**SMALL, epochs=2, vocab_cap=cap).fit(delta.apply(base))
+        np.testing.assert_array_equal(got.classes.code, want.classes.code)
+        assert not got.net.training
+        torch.testing.assert_close(
+            torch.from_numpy(got.distribution(query)),
+            torch.from_numpy(want.distribution(query)),
+            rtol=1e-4,
+            atol=1e-6,
+        )
+    if cap is not None:  # the scenarios' classes differ, and each keeps its own
+        assert len({tuple(m.classes.code) for m in batched}) > 1
+    assert list(learner.fast_path(base).fit_many([])) == []
+
+
+def test_batched_fits_are_the_same_computation_in_float64():
+    """In float64, where training amplifies no float32 rounding, batched fits over many
+    steps (two blocks, three epochs, clipped gradients) match plain fits to the float32
+    softmax of scoring: the batched computation is the plain one, not an approximation."""
+    base = mixed(5)
+    deltas = [Delta(np.array([4])), Delta(np.array([], dtype=np.int64), cycles(20))]
+    params = dict(SMALL, layers=2, epochs=3, batch_windows=3, vocab_cap=6)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        learner = TransformerLM(**params, batched=True)
+        batched = list(learner.fast_path(base).fit_many(deltas))
+        plain = [TransformerLM(**params).fit(delta.apply(base)) for delta in deltas]
+    finally:
+        torch.set_default_dtype(default)
+    for got, want in zip(batched, plain, strict=True):
+        assert next(got.net.parameters()).dtype == torch.float64
+        np.testing.assert_allclose(got.prob(mixed()), want.prob(mixed()), rtol=1e-6)

@@ -32,19 +32,41 @@ bits; such results get a key variant of their own. Scoring runs windows in fixed
 a file's probabilities do not depend on the call, but may differ in the last bits from the
 same file scored among other files.
 
+**Batched fits** (:meth:`TransformerLM.fast_path`). On a GPU (or on any device with
+``batched = true``) the scenarios of one batch train together: every scenario builds its own
+network exactly as its plain fit does (same seed, same vocabulary classes, same windows, the
+same generator calls for the order of its windows), and the ``K`` networks' parameters are
+stacked along a leading scenario axis. Each optimiser step runs one forward and backward
+pass for all ``K`` (``torch.func.grad`` under ``torch.vmap``, of a functional form of the
+network whose attention is written out in matrix products, as torch's attention kernels have
+no batching rule), each scenario on its own next batch of windows. Batches are padded to a
+common number of windows and width, and padding positions carry no loss; as attention is
+causal and confined to a window, padding never changes a real position. Each scenario's
+``vocab_cap`` classes are its own: the stacked embedding table has room for the largest
+scenario's classes, and a per-scenario mask keeps a scenario's logits to its own output
+classes (its padding rows get no gradient and are dropped from its model). Gradient clipping
+is per scenario (the norm of that scenario's gradients), AdamW keeps a state and a step
+count per scenario, and a scenario that has taken all the steps of its plain fit stops
+updating (a per-scenario step mask), so every scenario takes exactly its plain fit's steps.
+The result is the plain fit's to float32 rounding (the loss reduction and padded matrix
+products may round differently), which the tests check on the CPU; ``batched = true`` is
+therefore part of a learner's parameters (and scenario keys), absent when false.
+
 PyTorch is optional: ``pip install 'datalever[gpu]'`` (or ``pip install torch``).
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from datalever.core.config import MAX_SEED, LearnerConfig
-from datalever.core.learner import Learner, Model
+from datalever.core.delta import Delta
+from datalever.core.learner import FastPath, Learner, Model
 from datalever.errors import DataleverError
 from datalever.learners import mf_torch
 from datalever.tasks.code.files import TokenFiles
@@ -77,11 +99,15 @@ def _torch() -> Any:
 
 class TransformerLM(Learner):
     """A decoder-only causal transformer trained on token files by AdamW on next-symbol
-    cross-entropy. Plain fits only: each scenario trains a model from scratch."""
+    cross-entropy. Each scenario trains a model from scratch; on a GPU (or with ``batched``)
+    the scenarios of a batch train together (:class:`BatchedFits`)."""
 
     name = "transformer"
     task: ClassVar[str] = "code"
     version = "1"
+    #: Scenarios per batch: batched fits on a GPU gain from more of them at once.
+    cpu_batch_size = 8
+    gpu_batch_size = 32
 
     class Config(LearnerConfig):
         context: int = Field(
@@ -111,6 +137,12 @@ class TransformerLM(Learner):
             description="Codes with an embedding of their own: <unk> and the most frequent "
             "others in training; the rest share <unk>'s. Unset: every code has its own.",
         )
+        batched: bool = Field(
+            False,
+            exclude_if=lambda v: not v,
+            description="Fit the scenarios of a batch together on any device (always so on "
+            "CUDA): equal to separate fits to float32 rounding.",
+        )
 
         @model_validator(mode="after")
         def _heads_divide_width(self) -> Self:
@@ -133,6 +165,7 @@ class TransformerLM(Learner):
         seed: int = 0,
         device: str = "auto",
         vocab_cap: int | None = 4096,
+        batched: bool = False,
     ) -> None:
         c = self.configure(
             context=context,
@@ -145,6 +178,7 @@ class TransformerLM(Learner):
             seed=seed,
             device=device,
             vocab_cap=vocab_cap,
+            batched=batched,
         )
         self.context: int = c.context
         self.d_model: int = c.d_model
@@ -156,6 +190,15 @@ class TransformerLM(Learner):
         self.seed: int = c.seed
         self.device: str = c.device
         self.vocab_cap: int | None = c.vocab_cap
+        self.batched: bool = c.batched
+
+    def params(self) -> dict:
+        """The constructor parameters; ``batched`` only when set, so the keys of plain fits
+        stay as they were."""
+        params = super().params()
+        if not params["batched"]:
+            del params["batched"]
+        return params
 
     def torch_device(self) -> str:
         """``"cuda"`` or ``"cpu"``: ``auto`` takes CUDA when torch sees a device, and
@@ -173,6 +216,20 @@ class TransformerLM(Learner):
     @property
     def runs_on_gpu(self) -> bool:  # type: ignore[override]
         return self.torch_device() == "cuda"
+
+    @property
+    def batch_size(self) -> int:  # type: ignore[override]
+        return self.gpu_batch_size if self.runs_on_gpu else self.cpu_batch_size
+
+    def fast_path(self, base: TokenFiles) -> FastPath | None:
+        """Batched fits (:class:`BatchedFits`) on CUDA or with ``batched``; else ``None``
+        (plain fits)."""
+        if self.device == "cpu" and not self.batched:
+            return None
+        device = self.torch_device()
+        if device == "cuda" or self.batched:
+            return BatchedFits(self, base, device)
+        return None
 
     def key_variant(self) -> str | None:
         """A GPU rounds differently from the CPU: its results get keys of their own."""
@@ -222,6 +279,153 @@ class TransformerLM(Learner):
                 opt.step()
         net.eval()
         return model
+
+
+class BatchedFits(FastPath):
+    """Fit the scenarios of one base training set together, stacked along a scenario axis
+    (see the module's docstring): each model equals its plain fit to float32 rounding."""
+
+    def __init__(self, learner: TransformerLM, base: TokenFiles, device: str) -> None:
+        self.learner = learner
+        self.base = base
+        self.device = device
+        self.name = f"batched-torch-{device}"
+
+    def fit_many(self, deltas: Sequence[Delta]) -> Iterator[Model]:
+        trains = [delta.apply(self.base) for delta in deltas]
+        if trains:
+            yield from _fit_batched(self.learner, trains, self.device)
+
+
+def _fit_batched(lm: TransformerLM, trains: list[TokenFiles], device_name: str) -> list:
+    """One model per training set, fitted together: the same networks, windows, orders and
+    steps as :meth:`TransformerLM.fit`, the steps of all scenarios run as one."""
+    torch = _torch()
+    from torch.func import grad, vmap
+
+    device = torch.device(device_name)
+    models, plans = [], []
+    for train in trains:  # each scenario's network, windows and batches, as its plain fit's
+        classes = Classes.learn(train, lm.vocab_cap)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(lm.seed)
+            net = _network(torch, classes.k, lm.context, lm.d_model, lm.layers, lm.heads)
+        net.to(device)
+        model = TransformerModel(net, classes, train.vocab_size, lm.context)
+        inputs, targets, _ = model._windows(train)
+        steps = []
+        if len(inputs):
+            order = torch.Generator().manual_seed(lm.seed)
+            for _ in range(lm.epochs):
+                perm = torch.randperm(len(inputs), generator=order).numpy()
+                steps += [
+                    perm[a : a + lm.batch_windows] for a in range(0, len(perm), lm.batch_windows)
+                ]
+        width = (targets != IGNORE).sum(axis=1)
+        models.append(model)
+        plans.append((inputs, targets, width, steps))
+    n_steps = np.array([len(p[3]) for p in plans])
+    if not n_steps.any():
+        for model in models:
+            model.net.eval()
+        return models
+
+    k = len(models)
+    rows = max(m.classes.k for m in models) + 2  # the stacked embedding table's rows
+    template = models[0].net
+    names = [name for name, _ in template.named_parameters()]
+    params = {}
+    for name in names:
+        each = [dict(m.net.named_parameters())[name].detach() for m in models]
+        if name == "embed.weight":  # each scenario's classes, then zero rows up to ``rows``
+            each = [torch.nn.functional.pad(w, (0, 0, 0, rows - len(w))) for w in each]
+        params[name] = torch.stack(each).clone()
+    block = [n[len("blocks.layers.0.") :] for n in names if n.startswith("blocks.layers.0.")]
+    # Each scenario's output classes: its own k + 1 (tokens and EOS), not BOS or padding.
+    valid = torch.from_numpy(
+        np.arange(rows - 1)[None, :] <= np.array([m.classes.k for m in models])[:, None]
+    ).to(device)
+
+    def loss(p: dict, x: Any, y: Any, ok: Any) -> Any:
+        w = x.shape[-1]
+        embed = p["embed.weight"]
+        h = torch.nn.functional.embedding(x, embed) + p["position.weight"][:w]
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(w, device=x.device)
+        for i in range(lm.layers):
+            h = _block(torch, {n: p[f"blocks.layers.{i}.{n}"] for n in block}, h, mask, lm.heads)
+        h = torch.nn.functional.layer_norm(
+            h, (h.shape[-1],), p["norm.weight"], p["norm.bias"], template["norm"].eps
+        )
+        logits = (h @ embed[: rows - 1].T).masked_fill(~ok, float("-inf"))
+        real = y != IGNORE
+        picked = torch.log_softmax(logits, dim=-1).gather(-1, y.clamp(min=0)[..., None])[..., 0]
+        return -(picked * real).sum() / real.sum().clamp(min=1)
+
+    gradients = vmap(grad(loss))
+    beta1, beta2, eps, decay = 0.9, 0.999, 1e-8, 1e-2  # AdamW's defaults, as the plain fit's
+    avg = {n: torch.zeros_like(t) for n, t in params.items()}
+    avg_sq = {n: torch.zeros_like(t) for n, t in params.items()}
+    taken = np.zeros(k)
+    b = lm.batch_windows
+    for t in range(int(n_steps.max())):
+        on = t < n_steps
+        w = max(int(plans[s][2][plans[s][3][t]].max()) for s in np.flatnonzero(on))
+        x = np.zeros((k, b, w), dtype=np.int64)
+        y = np.full((k, b, w), IGNORE, dtype=np.int64)
+        for s in np.flatnonzero(on):
+            inputs, targets, _, steps = plans[s]
+            idx = steps[t]
+            x[s, : len(idx)], y[s, : len(idx)] = inputs[idx, :w], targets[idx, :w]
+        g = gradients(params, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), valid)
+        with torch.no_grad():
+            # clip_grad_norm_(…, 1.0) per scenario: the norm of the per-tensor norms.
+            norms = torch.stack([g[n].flatten(1).norm(dim=1) for n in names]).norm(dim=0)
+            clip = (1.0 / (norms + 1e-6)).clamp(max=1.0)
+            taken += on
+            step = np.maximum(taken, 1)
+            step_size = torch.tensor(
+                lm.lr / (1 - beta1**step), dtype=params[names[0]].dtype, device=device
+            )
+            root = torch.tensor(
+                np.sqrt(1 - beta2**step), dtype=params[names[0]].dtype, device=device
+            )
+            live = torch.from_numpy(on).to(device)
+            for n in names:
+                shape = (k,) + (1,) * (params[n].dim() - 1)
+                gn = g[n] * clip.view(shape)
+                p = params[n] * (1 - lm.lr * decay)
+                m = avg[n].lerp(gn, 1 - beta1)
+                v = torch.addcmul(avg_sq[n] * beta2, gn, gn, value=1 - beta2)
+                denom = v.sqrt() / root.view(shape) + eps
+                p = p - step_size.view(shape) * (m / denom)  # as addcdiv_ rounds
+                keep = live.view(shape)
+                params[n] = torch.where(keep, p, params[n])
+                avg[n] = torch.where(keep, m, avg[n])
+                avg_sq[n] = torch.where(keep, v, avg_sq[n])
+    with torch.no_grad():
+        for s, model in enumerate(models):
+            for name, weight in model.net.named_parameters():
+                weight.copy_(params[name][s][: len(weight)])
+            model.net.eval()
+    return models
+
+
+def _block(torch: Any, p: dict, h: Any, mask: Any, heads: int) -> Any:
+    """One pre-norm block of :func:`_network` (``nn.TransformerEncoderLayer`` with
+    ``norm_first``, ReLU, no dropout) on windows ``h`` of shape ``(windows, width, d)``, from
+    its parameters ``p``: the same arithmetic, written with matrix products that
+    ``torch.vmap`` batches (its attention kernels have no batching rule)."""
+    f = torch.nn.functional
+    n, w, d = h.shape
+    x = f.layer_norm(h, (d,), p["norm1.weight"], p["norm1.bias"], 1e-5)
+    q, k, v = f.linear(x, p["self_attn.in_proj_weight"], p["self_attn.in_proj_bias"]).chunk(3, -1)
+    q, k, v = (t.reshape(n, w, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+    scores = (q @ k.transpose(-1, -2)) * (d // heads) ** -0.5 + mask
+    a = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(n, w, d)
+    h = h + f.linear(a, p["self_attn.out_proj.weight"], p["self_attn.out_proj.bias"])
+    x = f.layer_norm(h, (d,), p["norm2.weight"], p["norm2.bias"], 1e-5)
+    x = f.relu(f.linear(x, p["linear1.weight"], p["linear1.bias"]))
+    return h + f.linear(x, p["linear2.weight"], p["linear2.bias"])
 
 
 class Classes:
