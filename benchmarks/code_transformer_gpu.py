@@ -5,9 +5,9 @@ one holdout fold) through the engine with ``learner = "transformer"`` on ``--dev
 default) and, unless ``--no-cpu``, on the CPU, and prints seconds per scenario on each, their
 ratio, bits per token and top-1 for everyone and for the participants, and the largest
 difference between the two devices' stored values (they agree to float32 rounding, not bit for
-bit). Every scenario is a plain fit: the transformer has no batched path yet, so this measures
-what one GPU fit per scenario costs. The n-gram model's numbers on the same sweep are printed
-beside, for scale.
+bit). On CUDA the engine fits the scenarios in batches (the transformer's batched path); the
+CPU run fits each plainly. The n-gram model's numbers on the same sweep are printed beside, for
+scale.
 
     python benchmarks/code_transformer_gpu.py                         # on a GPU machine
     python benchmarks/code_transformer_gpu.py --device cpu --no-cpu --sizes 0.1 --samples 1 \\
