@@ -290,3 +290,18 @@ def test_fast_path_on_a_larger_corpus():
         ):
             assert_same_model(model, learner.fit(delta.apply(base)), query)
             assert_statistics_consistent(model)
+
+
+def test_patched_statistics_read_through_a_slot_map_exactly():
+    """Scoring many held-out positions reads a scenario's patched statistics through a map
+    of the patched rows; it must give what the dense array gives, as a search does."""
+    from datalever.tasks.code.ngram_counts import LARGE_TAKE, Patched
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 9, size=20_000)
+    ids = np.sort(rng.choice(25_000, size=300, replace=False))
+    patched = Patched(base, 25_000, ids, rng.integers(10, 19, size=300))
+    dense = patched.dense()
+    many = rng.integers(0, 25_000, size=3 * LARGE_TAKE)
+    np.testing.assert_array_equal(patched.take(many), dense[many])
+    np.testing.assert_array_equal(patched.take(many[:100]), dense[many[:100]])

@@ -73,11 +73,16 @@ class NgramModel(Model):
     statistics, so every path to a model gives the same probabilities to the last bit.
     """
 
-    def __init__(self, tables: NgramTables, stats: KNStatistics) -> None:
+    def __init__(
+        self, tables: NgramTables, stats: KNStatistics, lookups: Lookups | None = None
+    ) -> None:
         self.tables = tables
         self.stats = stats
         self.order = tables.order
         self.vocab_size = tables.vocab_size
+        # Where the table ids of held-out files' n-grams are kept: shared by the models of a
+        # fast path that use the base's tables, so a fold's held-out files are looked up once.
+        self._lookups = lookups if lookups is not None else Lookups(tables)
 
     @property
     def eos(self) -> int:
@@ -114,9 +119,8 @@ class NgramModel(Model):
 
     def prob(self, files: TokenFiles) -> np.ndarray:
         """The probability of every predicted symbol given its history, in file order."""
-        padded = pad(files, self.order, self.vocab_size)
-        contexts = self._contexts(padded)
-        return self._interpolate(contexts, padded.symbols[padded.predicted], self.order)
+        contexts, symbols, found = self._lookups.get(files, self)
+        return self._interpolate(contexts, symbols, self.order, found)
 
     def log2_prob(self, files: TokenFiles) -> np.ndarray:
         """``log2`` of :meth:`prob`: minus the mean over a file is its cross-entropy in bits
@@ -197,10 +201,15 @@ class NgramModel(Model):
         return out
 
     def _interpolate(
-        self, contexts: list[np.ndarray], symbols: np.ndarray, upto: int
+        self,
+        contexts: list[np.ndarray],
+        symbols: np.ndarray,
+        upto: int,
+        found_all: list[np.ndarray] | None = None,
     ) -> np.ndarray:
         """``p_upto(symbol | context)``, given each pair's context id at every order up to
-        ``upto``: the one computation behind every probability a model gives."""
+        ``upto`` (and, when known, the id of each pair's n-gram, ``-1`` where the table lacks
+        it): the one computation behind every probability a model gives."""
         p = np.full(len(symbols), 1.0 / (self.vocab_size + 1))
         width, stats = self.tables.width, self.stats
         for j in range(1, upto + 1):
@@ -208,7 +217,10 @@ class NgramModel(Model):
             if len(live) == 0:
                 continue
             context = contexts[j][live]
-            found = self.tables.find(j, context * width + symbols[live])
+            if found_all is None:
+                found = self.tables.find(j, context * width + symbols[live])
+            else:
+                found = found_all[j][live]
             seen = np.flatnonzero(found >= 0)
             a = np.zeros(len(live), dtype=np.int64)
             a[seen] = stats.counts[j].take(found[seen])
@@ -219,6 +231,39 @@ class NgramModel(Model):
             gamma = (d[1] * kinds[:, 0] + d[2] * kinds[:, 1] + d[3] * kinds[:, 2]) / total
             p[live] = discounted / total + gamma * p[live]
         return p
+
+
+class Lookups:
+    """The table ids of some files' contexts and n-grams, for one set of n-gram tables.
+
+    They depend on the tables alone, not on a scenario's counts, so every model that shares
+    the tables (a fast path's models without added files) reads them from here: a fold's
+    held-out files are looked up once, not once per scenario. Keyed by the files object
+    itself (the judge scores the same held-out files for every model)."""
+
+    def __init__(self, tables: NgramTables) -> None:
+        self.tables = tables
+        self._files: TokenFiles | None = None
+        self._value: tuple[list[np.ndarray], np.ndarray, list[np.ndarray]] | None = None
+
+    def get(
+        self, files: TokenFiles, model: NgramModel
+    ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+        """Each order's context ids, the predicted symbols, and each order's n-gram ids."""
+        if self._files is files and self._value is not None:
+            return self._value
+        padded = pad(files, model.order, model.vocab_size)
+        contexts = model._contexts(padded)
+        symbols = padded.symbols[padded.predicted]
+        width = self.tables.width
+        found = [contexts[0]]
+        for j in range(1, model.order + 1):
+            ids = np.full(len(symbols), -1, dtype=np.int64)
+            known = np.flatnonzero(contexts[j] >= 0)
+            ids[known] = self.tables.find(j, contexts[j][known] * width + symbols[known])
+            found.append(ids)
+        self._files, self._value = files, (contexts, symbols, found)
+        return self._value
 
 
 class KneserNey(Learner):
@@ -284,6 +329,7 @@ class NgramFastPath(FastPath):
         )
         offsets = np.asarray(base.offsets, dtype=np.int64)
         self.runs = offsets - offsets[0] + np.arange(len(base) + 1)
+        self.lookups = Lookups(self.tables)
 
     def fit_many(self, deltas: Sequence[Delta]) -> Iterator[NgramModel]:
         for delta in deltas:
@@ -305,4 +351,5 @@ class NgramFastPath(FastPath):
         change = np.bincount(at[len(gone) :], minlength=len(ids))
         change -= np.bincount(at[: len(gone)], minlength=len(ids))
         moved = change != 0
-        return NgramModel(tables, kn_update(self.stats, tables, ids[moved], change[moved]))
+        stats = kn_update(self.stats, tables, ids[moved], change[moved])
+        return NgramModel(tables, stats, self.lookups if tables is self.tables else None)

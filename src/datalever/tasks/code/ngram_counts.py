@@ -23,6 +23,7 @@ the added files' (see ``ngram.NgramFastPath``), through the same arithmetic as a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -193,6 +194,11 @@ def extend_tables(tables: NgramTables, padded: Padded) -> tuple[NgramTables, np.
     return extended, previous[padded.predicted]
 
 
+#: From how many rows a take from a patched array reads through a slot map (one pass over
+#: the array's rows, then one gather) rather than searching the patched rows for each.
+LARGE_TAKE = 4096
+
+
 @dataclass(frozen=True)
 class Patched:
     """An array of ``size`` rows: ``base`` (rows past its end are 0) with the rows ``ids``
@@ -214,10 +220,22 @@ class Patched:
             inside = index < len(base)
             out[inside] = base[index[inside]]
         if len(self.ids):
-            at = np.minimum(np.searchsorted(self.ids, index), len(self.ids) - 1)
-            hit = self.ids[at] == index
+            if len(index) >= LARGE_TAKE:  # judging: many rows, read through a slot map
+                at = self._slots[index]
+                hit = at >= 0
+            else:
+                at = np.minimum(np.searchsorted(self.ids, index), len(self.ids) - 1)
+                hit = self.ids[at] == index
             out[hit] = self.values[at[hit]]
         return out
+
+    @functools.cached_property
+    def _slots(self) -> np.ndarray:
+        """For every row, its place among the patched rows (-1: not patched): built once per
+        array, so scoring a fold's held-out positions reads patches without a search."""
+        slots = np.full(self.size, -1, dtype=np.int64)
+        slots[self.ids] = np.arange(len(self.ids))
+        return slots
 
     def patched(self, ids: np.ndarray, values: np.ndarray) -> Patched:
         """This (unpatched) array with the rows ``ids`` set to ``values``."""
