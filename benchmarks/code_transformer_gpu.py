@@ -17,32 +17,20 @@ scale.
 from __future__ import annotations
 
 import argparse
-import json
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from code_sweep import write_table
 from datalever.engine.runner import run_spec
 from datalever.spec import spec_from_dict
 from datalever.store import ResultsStore
 from datalever.tasks import load_data
 
+#: A quick check's corpus: six standard-library packages, written as code_sweep writes them.
 SMALL = ("json", "email", "http", "logging", "concurrent", "wsgiref")
-
-
-def small_table(folder: Path) -> Path:
-    """Six standard-library packages as a JSONL table (a quick check)."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    path = folder / "small.jsonl"
-    with path.open("w") as out:
-        for package in SMALL:
-            for f in sorted((root / package).rglob("*.py")):
-                row = {"repo": package, "path": str(f.relative_to(root)), "text": f.read_text()}
-                out.write(json.dumps(row) + "\n")
-    return path
 
 
 def sweep(args, learner: dict, data_table: dict) -> tuple[float, int, dict]:
@@ -87,10 +75,10 @@ def main() -> None:
         if args.corpus == "stdlib":
             data_table = {"dataset": "python-stdlib"}
         else:
-            path = small_table(Path(tmp))
+            path = write_table(SMALL, Path(tmp) / "small.jsonl")
             data_table = {
                 "dataset": str(path),
-                "columns": {"contributor": "repo", "path": "path", "text": "text"},
+                "columns": {"contributor": "contributor", "path": "path", "text": "text"},
             }
         model = {"name": "transformer", "epochs": args.epochs, "seed": args.seed}
         runs = {args.device: sweep(args, {**model, "device": args.device}, data_table)}

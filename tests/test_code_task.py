@@ -48,7 +48,7 @@ def test_metrics_by_hand():
     # p = (0.5, 0.25, 0.25) everywhere; its first guesses are 0, then 1, then 2.
     model = FrequencyModel(np.array([0.5, 0.25, 0.25]))
     test = files([[0, 1], [1]], [0, 1], vocab=2)
-    judge = CodeJudge(test, test, ["bits_per_token", "perplexity", "top1", "top5"])
+    judge = CodeJudge(test, test, ["bits_per_token", "perplexity", "top1", "top5"], 2)
     out = judge.evaluate(model, Unigram())
     everyone, first = np.ones(2, dtype=bool), np.array([True, False])
     # contributor 0 predicts 0 (1 bit), 1 (2 bits), EOS (2 bits): 5 bits over 3 predictions;
@@ -78,7 +78,7 @@ def test_memorisation_counts_4grams_completed_greedily():
             truth = f.predicted()
             return np.where(np.arange(len(truth)) < 3, truth, 0)[:, None]
 
-    judge = CodeJudge(train, test, ["memorisation"])
+    judge = CodeJudge(train, test, ["memorisation"], 1)
     out = judge.evaluate(Guess(np.full(7, 1 / 7)), Unigram())
     # The 4-gram 1 2 3 4 ends at row 3: rows 1-3 (tokens 2, 3, 4) must be first guesses;
     # row 3 is not, so nothing is memorised.

@@ -61,8 +61,6 @@ class FoldContext:
     fast: FastPath | None = None
     path: str = "plain"
     no_action_model: Model | None = None
-    reference_model: Model | None = None
-    reference_learner: Learner | None = None
     _probes: dict = field(default_factory=dict)
     _fixed: dict = field(default_factory=dict)
 
@@ -86,8 +84,7 @@ class FoldContext:
         (model,) = fit_scenarios(learner, base, [no_action], ctx.fast)
         ctx.baseline = ctx.judge.evaluate(model, learner)
         reference = make_learner(spec.evaluation.reference)
-        ctx.reference_learner, ctx.reference_model = reference, reference.fit(base)
-        ctx.reference = ctx.judge.evaluate(ctx.reference_model, reference)
+        ctx.reference = ctx.judge.evaluate(reference.fit(base), reference)
         ctx.no_action_model = model
         return ctx
 

@@ -54,13 +54,14 @@ def distinctive_ends(train: TokenFiles, test: TokenFiles, n: int = MEMORISED_N) 
 class CodeJudge(Judge):
     """Judges language models against one fold's held-out files."""
 
-    def __init__(self, train: TokenFiles, test: TokenFiles, metrics: list[str]) -> None:
+    def __init__(
+        self, train: TokenFiles, test: TokenFiles, metrics: list[str], n_contributors: int
+    ) -> None:
         parsed = [parse_code_metric(m) for m in metrics]
         self.metrics: dict[str, CodeMetric] = {m.name: m for m in parsed}
         self.test = test
-        self.n_contributors = int(
-            max(train.contributors.max(initial=-1), test.contributors.max(initial=-1)) + 1
-        )
+        # every group mask is over the dataset's contributors, including any with no files here
+        self.n_contributors = n_contributors
         self.k = max((m.needs_top_k for m in parsed), default=0)
         # predicted positions: each file's tokens, then its end of file
         lengths = test.lengths + 1

@@ -70,7 +70,10 @@ class CodeTask(Task):
 
     def judge(self, spec: Spec, data: Dataset, fold: Fold) -> Judge:
         return CodeJudge(
-            data.training_set(fold.train), data.training_set(fold.test), spec.evaluation.metrics
+            data.training_set(fold.train),
+            data.training_set(fold.test),
+            spec.evaluation.metrics,
+            data.n_contributors,
         )
 
     def uninformed_model(self, data: Dataset, learner: Learner) -> UniformModel:
