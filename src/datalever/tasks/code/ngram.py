@@ -45,6 +45,7 @@ from datalever.tasks.code.ngram_counts import (
     extend_tables,
     kn_statistics,
     kn_update,
+    net_change,
     pad,
     ranges,
 )
@@ -347,9 +348,6 @@ class NgramFastPath(FastPath):
         tables, new = self.tables, gone[:0]
         if added is not None and len(added):
             tables, new = extend_tables(tables, pad(added, n, self.base.vocab_size))
-        ids, at = np.unique(np.concatenate([gone, new]), return_inverse=True)
-        change = np.bincount(at[len(gone) :], minlength=len(ids))
-        change -= np.bincount(at[: len(gone)], minlength=len(ids))
-        moved = change != 0
-        stats = kn_update(self.stats, tables, ids[moved], change[moved])
+        ids, change = net_change(gone, new, tables.size(n))
+        stats = kn_update(self.stats, tables, ids, change)
         return NgramModel(tables, stats, self.lookups if tables is self.tables else None)

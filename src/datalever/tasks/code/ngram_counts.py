@@ -50,6 +50,38 @@ def bos_code(vocab_size: int) -> int:
     return vocab_size + 1
 
 
+#: Below one key per this many possible ids, :func:`distinct` sorts the keys; at or above, it
+#: marks them in an array over every id, which costs the table's size but no sort.
+SPARSE_KEYS = 32
+
+
+def distinct(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for ids in ``[0, size)``. A scenario's changed
+    ids are many (a fifth of a corpus struck) but bounded by its tables, so marking them in
+    one pass over the ids beats sorting them: the same two arrays, in O(size + len(keys))."""
+    keys = np.asarray(keys, dtype=np.int64)
+    if len(keys) * SPARSE_KEYS < size:
+        return np.unique(keys, return_inverse=True)
+    seen = np.zeros(size, dtype=bool)
+    seen[keys] = True
+    ids = np.flatnonzero(seen)
+    slot = np.empty(size, dtype=np.int64)  # only the slots of ``ids`` are ever read
+    slot[ids] = np.arange(len(ids), dtype=np.int64)
+    return ids, slot[keys]
+
+
+def net_change(
+    gone: np.ndarray, new: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ids (increasing) whose count changes when the occurrences ``gone`` leave and ``new``
+    arrive (ids in ``[0, size)``, repeated once per occurrence), and by how much."""
+    ids, at = distinct(np.concatenate([gone, new]), size)
+    change = np.bincount(at[len(gone) :], minlength=len(ids))
+    change -= np.bincount(at[: len(gone)], minlength=len(ids))
+    moved = change != 0
+    return ids[moved], change[moved].astype(np.int64)
+
+
 def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     """``concatenate([arange(a, b) for a, b in zip(starts, stops)])``, without the loop."""
     starts = np.asarray(starts, dtype=np.int64)
@@ -352,7 +384,7 @@ def kn_update(
         old = count.take(ids)
         new = old + change
         counts[j] = count.patched(ids, new)
-        where, at = np.unique(tables.context[j][ids], return_inverse=True)
+        where, at = distinct(tables.context[j][ids], tables.size(j - 1))
         totals[j] = total.patched(where, total.take(where) + _sums(at, change, len(where)))
         kinds = np.bincount(at * 4 + np.minimum(new, 3), minlength=4 * len(where))
         kinds -= np.bincount(at * 4 + np.minimum(old, 3), minlength=4 * len(where))
@@ -361,7 +393,7 @@ def kn_update(
         if j > 1:
             flip = (new > 0).astype(np.int64) - (old > 0)
             moved = np.flatnonzero(flip)
-            ids, at = np.unique(tables.suffix[j][ids[moved]], return_inverse=True)
+            ids, at = distinct(tables.suffix[j][ids[moved]], tables.size(j - 1))
             change = _sums(at, flip[moved], len(ids))
             ids, change = ids[change != 0], change[change != 0]
     return KNStatistics(
