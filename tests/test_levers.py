@@ -25,7 +25,7 @@ TWO_LEVERS = SMALL_SPEC.replace(
 
 
 def test_the_catalogue_builds_checked_levers():
-    assert set(LEVERS) == {"strike", "boycott", "poison", "plant", "contribute"}
+    assert set(LEVERS) == {"strike", "boycott", "poison", "plant", "contribute", "optout"}
     assert make_lever("strike") == Strike() and make_lever("boycott") == Boycott()
     assert make_lever("boycott", {"fraction": 0.5}).label == "boycott 0.5"
     assert Strike().key() == ["strike", 1.0]  # as scenario keys have always held it

@@ -38,6 +38,9 @@ class Collective:
     #: Where a relative ``file:`` group path is taken from (the spec's folder); not part of the
     #: collective's identity, so the same spec draws the same people wherever it lies.
     folder: str | None = field(default=None, compare=False)
+    #: A fixed set of contributor codes (a group a lever resolved itself, such as a registry's
+    #: reserved contributors): they all act, in every sample.
+    members: tuple[int, ...] | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -82,6 +85,9 @@ def draw(collective: Collective, data: Contributions, sample: int, seed: int) ->
                 "use a size between 0 and 1, or a count no larger than the number of users.",
             )
         return Draw(np.sort(rng.choice(n, size=count, replace=False)))
+    if collective.members is not None:
+        members = np.asarray(collective.members, dtype=np.int64)
+        return Draw(members, members)
     members = np.flatnonzero(group_members(data, collective.group, collective.folder))
     count = round(collective.participation * len(members))
     participants = np.sort(rng.choice(members, size=count, replace=False))

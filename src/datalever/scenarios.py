@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datalever.collectives import Collective, group_file
+from datalever.core.task import Dataset
+from datalever.errors import DataleverError
 from datalever.levers import Lever, make_lever
 from datalever.metrics.evaluation import EVALUATION_VERSION
 from datalever.spec import Spec
@@ -45,6 +47,11 @@ def group_file_digest(group: str | None, folder: str | None = None) -> str | Non
     return digest.hexdigest()[:16]
 
 
+def members_digest(members: tuple[int, ...]) -> str:
+    """A digest of a fixed collective's contributor codes, so another set changes the keys."""
+    return hashlib.sha256(json.dumps(list(members)).encode()).hexdigest()[:16]
+
+
 def scenario_key(spec: Spec, checksum: str, fields: dict[str, Any]) -> str:
     """Hash of the data, protocol, evaluation, seed and the scenario's own fields."""
     blob = json.dumps(
@@ -62,9 +69,12 @@ def scenario_key(spec: Spec, checksum: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
+def plan(
+    spec: Spec, checksum: str, path: str = "auto", data: Dataset | None = None
+) -> list[Scenario]:
     """Expand a spec into scenarios: one no-action scenario per learner and fold, then every
-    lever × collective × sample. Size 0 is the no-action scenario and is not repeated.
+    lever × collective × sample. Size 0 is the no-action scenario and is not repeated. A lever
+    that brings its own collectives (the registry's opt-outs) resolves them over ``data``.
 
     Scenarios forced onto plain fits (``path="plain"``, for checking fast paths) get keys of
     their own, so they are computed afresh rather than taken from fast-path results.
@@ -85,6 +95,21 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
             )
         )
     levers = [make_lever(ls.kind, ls.params()) for ls in spec.all_levers()]
+    # Each collective with the levers that act through it: the spec's serve every lever that
+    # brings none of its own.
+    acting: dict[tuple[Collective, int], list[Lever]] = {}
+    for lever in levers:
+        if lever.brings_collectives:
+            if data is None:
+                raise DataleverError(
+                    f"The lever {lever.kind!r} resolves its collectives from the data.",
+                    "plan the spec with its data.",
+                )
+            own = lever.collectives(data, spec.folder, c.samples)
+        else:
+            own = collectives
+        for col in own:
+            acting.setdefault(col, []).append(lever)
     n_folds = spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1
     folds = range(min(n_folds, spec.protocol.run_folds or n_folds))
     out = []
@@ -95,22 +120,28 @@ def plan(spec: Spec, checksum: str, path: str = "auto") -> list[Scenario]:
             # The levers of one draw side by side, so they land in one batch and share a fit
             # when they make the same change.
             jobs = [(levers[0], Collective("none"), 0)] + [
-                (lever, col, s) for col, n in collectives for s in range(n) for lever in levers
+                (lever, col, s)
+                for (col, n), acts in acting.items()
+                for s in range(n)
+                for lever in acts
             ]
             for lever, col, sample in jobs:
+                described = [
+                    col.kind,
+                    col.size,
+                    col.count,
+                    col.group,
+                    col.participation,
+                    group_file_digest(col.group, col.folder),
+                ]
+                if col.members is not None:
+                    described.append(members_digest(col.members))
                 fields = {
                     "learner": learner.name,
                     "params": params,
                     "version": LEARNERS[learner.name].version,
                     "lever": lever.key() if col.kind != "none" else None,
-                    "collective": [
-                        col.kind,
-                        col.size,
-                        col.count,
-                        col.group,
-                        col.participation,
-                        group_file_digest(col.group, col.folder),
-                    ],
+                    "collective": described,
                     "sample": sample,
                     "fold": fold,
                 }

@@ -409,12 +409,17 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
         ) from None
     if not stored:
         _check_code_data(spec.data, source)
-    if not (spec.collectives.sizes or spec.collectives.counts or spec.collectives.groups):
+    from datalever.levers import lever_class
+
+    spec_collectives = spec.collectives.sizes or spec.collectives.counts or spec.collectives.groups
+    needs_collectives = any(
+        not _brings_collectives(ls.kind, lever_class) for ls in spec.all_levers()
+    )
+    if needs_collectives and not spec_collectives:
         raise DataleverError(
             f"{source} names no collectives.",
             "give [collectives] sizes = [0.1, 0.5], counts = [...], or groups = [...].",
         )
-    from datalever.levers import lever_class
     from datalever.tasks import LEARNERS, check_learner
 
     if isinstance(raw, dict) and "lever" in raw and "levers" in raw:
@@ -528,9 +533,25 @@ def planned_scenarios(spec: Spec) -> int:
         + len({n for n in c.counts if n > 0})
         + len(set(c.groups))
     )
+    from datalever.levers import lever_class
+
+    per_fold = 1
+    for ls in spec.all_levers():
+        if _brings_collectives(ls.kind, lever_class):  # its own set, once, and random ones
+            per_fold += 1 + (c.samples if ls.params().get("matched", True) else 0)
+        else:
+            per_fold += collectives * c.samples
     n_folds = spec.protocol.folds if spec.protocol.kind == "data-strikes" else 1  # both tasks
     folds = min(n_folds, spec.protocol.run_folds or n_folds)
-    return len(spec.learners) * folds * (1 + len(spec.all_levers()) * collectives * c.samples)
+    return len(spec.learners) * folds * per_fold
+
+
+def _brings_collectives(kind: str, lever_class) -> bool:
+    """Whether the lever ``kind`` acts through collectives of its own (unknown kinds: no)."""
+    try:
+        return lever_class(kind).brings_collectives
+    except DataleverError:
+        return False
 
 
 def _check_plan_size(spec: Spec, source: str) -> None:

@@ -243,7 +243,7 @@ def check_runnable(spec: Spec, data: Dataset, path: str = "auto", jobs: int = 1)
     for lever in spec.all_levers():
         make_lever(lever.kind, lever.params()).check(data)
     checksum = data.checksum()
-    scenarios = plan(spec, checksum, path)
+    scenarios = plan(spec, checksum, path, data)
     learners = [make_learner(ls.name, ls.params()) for ls in spec.learners]
     for learner in learners:
         learner.check(data)

@@ -12,12 +12,13 @@ from datalever.errors import DataleverError
 from datalever.levers.base import Lever, LeverConfig
 from datalever.levers.boycott import Boycott
 from datalever.levers.contribute import Contribute
+from datalever.levers.optout import OptOut
 from datalever.levers.plant import Plant
 from datalever.levers.poison import Poison
 from datalever.levers.strike import Strike
 
 LEVERS: dict[str, type[Lever]] = {
-    cls.kind: cls for cls in (Strike, Boycott, Poison, Plant, Contribute)
+    cls.kind: cls for cls in (Strike, Boycott, Poison, Plant, Contribute, OptOut)
 }
 
 
@@ -42,6 +43,7 @@ __all__ = [
     "Contribute",
     "Lever",
     "LeverConfig",
+    "OptOut",
     "Plant",
     "Poison",
     "Strike",

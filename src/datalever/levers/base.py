@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from datalever.collectives import Collective
 from datalever.core.config import LearnerConfig
 from datalever.core.delta import Delta
 from datalever.core.learner import Model
@@ -62,6 +63,16 @@ class Lever(ABC):
     #: The metrics the lever's probe reports (none for levers without one), with their
     #: direction: True when higher is better for the collective's aim.
     probe_metrics: ClassVar[dict[str, bool]] = {}
+    #: The lever acts through collectives of its own (see :meth:`collectives`), not the spec's.
+    brings_collectives: ClassVar[bool] = False
+
+    def collectives(
+        self, data: Dataset, folder: str | None, samples: int
+    ) -> list[tuple[Collective, int]]:
+        """For a lever that ``brings_collectives``: its collectives over ``data`` and how many
+        samples of each to draw (``samples`` is the spec's); ``folder`` is the spec's, for
+        relative paths."""
+        raise NotImplementedError(f"the lever {self.kind!r} acts through the spec's collectives")
 
     def falls_back(self) -> bool:
         """Whether the lever's firms serve contributors they have no records of by the task's
