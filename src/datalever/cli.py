@@ -23,6 +23,7 @@ from rich.text import Text
 from datalever import __version__
 from datalever.data.guard import shown
 from datalever.errors import DataleverError
+from datalever.registry.cli import registry_app
 
 # Help texts and every message are printed literally: `[data]` is a TOML table, not markup.
 app = typer.Typer(
@@ -36,6 +37,13 @@ data_app = typer.Typer(
     help="Obtain datasets and look at them.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(data_app, name="data")
+consent_app = typer.Typer(
+    help="Honour consent: a dataset or a list of works as a registry allows it.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(consent_app, name="consent")
+app.add_typer(registry_app, name="registry")
 
 # No console markup anywhere: user-supplied text (run ids, paths, names) is shown as given.
 console = Console(markup=False, highlight=False)
@@ -930,6 +938,114 @@ def _column_mapping(text: str) -> dict[str, str]:
             )
         mapping[ours.strip()] = theirs.strip()
     return mapping
+
+
+@consent_app.command("filter")
+@friendly
+def consent_filter(
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="A dataset (catalogue name or path, as `data info` takes it), or with --list "
+            "a text file of URLs, work ids or file paths, one per line."
+        ),
+    ],
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            help="The registry: http(s)://HOST:PORT of a served one (with --token), a SQLite "
+            "file or postgresql://USER@HOST/DBNAME. [default: the user data folder's]",
+            envvar="DATALEVER_REGISTRY",
+        ),
+    ] = None,
+    purpose: Annotated[str, typer.Option(help="The AIPREF purpose asked about.")] = "train-ai",
+    as_of: Annotated[
+        str | None, typer.Option(help="Consent as it stood then (ISO 8601). [default: now]")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="The dataset's name in the registry. [default: the data's own]"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="The folder to write. [default: NAME-consented]")
+    ] = None,
+    is_list: Annotated[
+        bool, typer.Option("--list", help="DATA is a list of works, not a dataset.")
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(help="A pipeline token, for a served registry.", envvar="DATALEVER_TOKEN"),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds a served registry may take.")] = 60.0,
+    columns: Annotated[
+        str | None, typer.Option(help="For a table: our column names mapped to the file's.")
+    ] = None,
+    layout: Annotated[
+        str | None, typer.Option(help="For a folder of code: repositories or owners.")
+    ] = None,
+    vectoriser: Annotated[
+        str | None, typer.Option(help="For labelled examples with a text column.")
+    ] = None,
+) -> None:
+    """Write the data a registry allows for a purpose, and a manifest of what was dropped and
+    why, against which registry snapshot, with the input's and output's checksums."""
+    from datalever.registry import Registry
+    from datalever.registry.filter import RemoteRegistry, filter_dataset, filter_list
+    from datalever.registry.purposes import check_purpose
+
+    check_purpose(purpose)
+    if registry and registry.lower().startswith(("http://", "https://")):
+        if not token:
+            raise DataleverError(
+                "A served registry needs a pipeline token.",
+                "pass --token or set DATALEVER_TOKEN.",
+            )
+        source = RemoteRegistry(registry, token, timeout)
+    else:
+        source = Registry(registry)
+    try:
+        if is_list:
+            dataset = name or Path(data).stem
+            folder = out or Path(f"{Path(data).stem}-consented")
+            manifest = filter_list(source, Path(data), dataset, purpose, folder, as_of)
+            unit = "lines"
+        else:
+            spec, task, loaded = _data_for(data, columns, layout, vectoriser)
+            folder = out or Path(f"{Path(loaded.name).name}-consented")
+            manifest = filter_dataset(spec, loaded, task, source, purpose, folder, as_of, name)
+            unit = "contributors"
+    finally:
+        source.close()
+    kept, total = manifest["output"], manifest["input"]
+    consent = manifest["consent"]
+    console.print(
+        f"Kept {kept[unit]:,} of {total[unit]:,} {unit} ({len(manifest['dropped']):,} dropped) "
+        f"as {consent['registry']} stood at snapshot {consent['snapshot']}, for "
+        f"{consent['purpose']}."
+    )
+    if consent["failed_closed"]:
+        err_console.print(
+            f"Note: the registry gave no usable answer for {consent['failed_closed']:,} works; "
+            "they were dropped (reserved) and the manifest says why.",
+            style="yellow",
+        )
+    console.print(f"Wrote {folder / kept['path']} and {folder / 'manifest.json'}")
+
+
+def _data_for(data: str, columns: str | None, layout: str | None, vectoriser: str | None):
+    """(spec, task family, dataset) for a dataset named on the command line."""
+    from datalever.tasks import load_section
+
+    section: dict = {"dataset": data}
+    if columns is not None:
+        section["columns"] = _column_mapping(columns)
+    if layout is not None:
+        section["layout"] = layout
+    if vectoriser is not None:
+        section["vectoriser"] = vectoriser
+    spec, family, loaded = load_section(section)
+    _print_notes(loaded)
+    return spec, family, loaded
 
 
 def _stop_on_sigterm(signum, frame) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -137,6 +138,12 @@ class Task(ABC):
         family's named fallback (popularity, for recommenders). Families whose models do not
         depend on who asks (a classifier) return the model as it is."""
         return model
+
+    def export(self, spec: Spec, data: Dataset, keep: np.ndarray, folder: Path) -> Path:
+        """Write the records of the contributors ``keep`` (a boolean mask over contributor
+        codes) to a new file in ``folder``, as a table this family loads again (a spec's
+        ``[data]`` names it); returns its path. For filtering a dataset by consent."""
+        raise NotImplementedError(f"the {self.name} family cannot write its data")
 
     def n_folds(self, spec: Spec) -> int:
         """How many folds the spec's protocol makes (before ``run_folds``)."""

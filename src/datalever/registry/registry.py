@@ -34,6 +34,7 @@ POLICIES = ("opt-in", "opt-out")
 SCOPES = ("contributor", "pipeline", "admin")
 IDENTITY_STATES = ("unverified", "verified", "failed")
 BUSY_TIMEOUT_S = 30.0
+MAX_CHECK_WORKS = 100_000  # the most works one HTTP bulk check asks about
 _PG_WRITE_LOCK = 1685480512  # the advisory lock that serialises registry writers
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -47,6 +48,11 @@ class Decision:
     rule: str
     snapshot: int
     event_id: int | None = None
+
+
+class RegistryStorageError(DataleverError):
+    """The database failed or refused a write: not the caller's input. The HTTP service
+    answers 503 for it without passing on the database's own words."""
 
 
 @dataclass(frozen=True)
@@ -267,7 +273,7 @@ class Registry:
         except DataleverError:
             raise
         except IntegrityError as e:
-            raise DataleverError(
+            raise RegistryStorageError(
                 f"While {action}, the registry {self.shown!r} refused a duplicate or dangling "
                 f"record ({str(e.orig).splitlines()[0][:160]}). Nothing was changed.",
                 "check that the record is not registered already.",
@@ -277,7 +283,7 @@ class Registry:
 
     def _translate(self, e: SQLAlchemyError, action: str) -> DataleverError:
         detail = str(getattr(e, "orig", None) or e).splitlines()[0][:200]
-        return DataleverError(
+        return RegistryStorageError(
             f"While {action}, the registry {self.shown!r} failed: {_mask(detail)}. Nothing "
             "was changed.",
             "check that the database is reachable and writable, then try again.",
@@ -321,6 +327,16 @@ class Registry:
         value = _text(value, "identity", 500)
         with self._write("adding an identity") as conn:
             self._require_account(conn, account_id)
+            claimed = conn.execute(
+                sa.select(s.identities.c.id).where(
+                    s.identities.c.kind == kind, s.identities.c.value == value
+                )
+            ).first()
+            if claimed is not None:
+                raise DataleverError(
+                    f"The identity {kind}:{value[:120]} is registered already.",
+                    "use another identity, or contact an admin if the claim is wrong.",
+                )
             event_id = self._append(
                 conn,
                 "identity_added",
@@ -551,6 +567,53 @@ class Registry:
             return [
                 {**row, "at": _from_us(row["at_us"])} for row in conn.execute(q).mappings().all()
             ]
+
+    def account(self, account_id: int) -> dict | None:
+        """One account as its owner sees it: name, identities, works and the latest
+        statement per (work, purpose); None if there is no such account."""
+        with self._read("reading an account") as conn:
+            name = conn.execute(
+                sa.select(s.accounts.c.name).where(s.accounts.c.id == account_id)
+            ).scalar()
+            if name is None:
+                return None
+            i, w, e = s.identities, s.works, s.events
+            identities = (
+                conn.execute(
+                    sa.select(i.c.id, i.c.kind, i.c.value, i.c.method, i.c.state)
+                    .where(i.c.account_id == account_id)
+                    .order_by(i.c.id)
+                )
+                .mappings()
+                .all()
+            )
+            refs = dict(
+                conn.execute(
+                    sa.select(w.c.id, w.c.ref).where(w.c.account_id == account_id).order_by(w.c.id)
+                ).all()
+            )
+            statements = conn.execute(
+                sa.select(e.c.id, e.c.at_us, e.c.work_id, e.c.purpose, e.c.value)
+                .where(e.c.account_id == account_id, e.c.kind == "preference_set")
+                .order_by(e.c.id)
+            ).all()
+        latest = {(st.work_id, st.purpose): st for st in statements}  # later ids overwrite
+        return {
+            "id": account_id,
+            "name": name,
+            "identities": [dict(x) for x in identities],
+            "works": [{"id": k, "work": v} for k, v in refs.items()],
+            "preferences": [
+                {
+                    "work": refs.get(st.work_id) if st.work_id is not None else None,
+                    "purpose": st.purpose,
+                    "value": st.value,
+                    "event_id": st.id,
+                    "at": _from_us(st.at_us),
+                }
+                for st in sorted(latest.values(), key=lambda st: st.id)
+            ],
+        }
 
     def event_count(self) -> int:
         with self._read("counting events") as conn:

@@ -63,6 +63,29 @@ def load_data(spec: Spec) -> Dataset:
     return task_of(spec).load(spec)
 
 
+def load_section(section: Mapping[str, Any], source: str = "the data options"):
+    """(spec, task family, dataset) for a spec's ``[data]`` table alone, for commands that read
+    data without running anything (the consent filter). The spec around it is a minimal one
+    of the family, so the data is loaded exactly as a run would load it."""
+    from datalever.spec import spec_from_dict
+
+    section = dict(section)
+    family = TASKS[
+        task_of_data(str(section.get("dataset", "")), section.get("columns"), section.get("layout"))
+    ]
+    raw = {
+        "name": "data",
+        "data": section,
+        "protocol": {"kind": family.protocols[0]},
+        "learners": [{"name": family.default_learner}],
+        "lever": {"kind": "strike"},
+        "collectives": {"sizes": [0.5]},
+        "evaluation": {"metrics": [family.default_metrics[0]], "groups": ["everyone"]},
+    }
+    spec = spec_from_dict(raw, source)
+    return spec, family, family.load(spec)
+
+
 def check_learner(name: str, params: Mapping[str, Any], task: str | None = None) -> LearnerConfig:
     """The learner's parameters checked by its typed config, before anything runs: an unknown
     learner, a learner of another task family, or a bad parameter is refused with one

@@ -10,9 +10,11 @@ users is read from one judging.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from datalever.core.learner import Learner
 from datalever.core.task import Dataset, Fold, Judge, MetricValues, Task
@@ -166,6 +168,23 @@ class RecommendationTask(Task):
 
     def with_fallback(self, model: Model, train) -> Model:
         return PopularityFallback(model, train)
+
+    def export(self, spec: Spec, data: Contributions, keep: np.ndarray, folder: Path) -> Path:
+        """The kept contributors' ratings as ``ratings.csv`` (user, item, rating and timestamp,
+        under the source's ids), which a spec loads as ``dataset = "ratings.csv"``."""
+        records = data.records[keep[data.records["contributor"].to_numpy()]]
+        table = pd.DataFrame(
+            {
+                "user": data.contributor_ids[records["contributor"].to_numpy()],
+                "item": data.item_ids[records["item"].to_numpy()],
+                "rating": records["rating"].to_numpy(),
+            }
+        )
+        if "timestamp" in records:
+            table["timestamp"] = records["timestamp"].to_numpy()
+        path = folder / "ratings.csv"
+        table.to_csv(path, index=False)
+        return path
 
     def load(self, spec: Spec) -> Contributions:
         """The spec's ratings: a catalogue name, a MovieLens folder or archive, or a table."""

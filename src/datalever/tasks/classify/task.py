@@ -8,7 +8,11 @@ per evaluation group from the held-out examples of the group's contributors.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import pandas as pd
 
 from datalever.core.learner import Learner
 from datalever.core.task import Dataset, Fold, Judge, Task
@@ -56,6 +60,19 @@ class ClassificationTask(Task):
 
     def uninformed_model(self, data: Dataset, learner: Learner) -> UninformedModel:
         return UninformedModel(data.n_classes, getattr(learner, "probabilistic", True))
+
+    def export(self, spec: Spec, data: LabelledExamples, keep: np.ndarray, folder: Path) -> Path:
+        """The kept contributors' examples as ``examples.parquet``: ``contributor``,
+        ``label`` and one column per feature, which a spec loads with
+        ``columns = {label = "label", contributor = "contributor"}``."""
+        rows = keep[data.records["contributor"].to_numpy()]
+        records = data.records[rows]
+        table = pd.DataFrame(data.features[rows], columns=[str(f) for f in data.feature_names])
+        table.insert(0, "label", data.class_names[records["label"].to_numpy()])
+        table.insert(0, "contributor", data.contributor_ids[records["contributor"].to_numpy()])
+        path = folder / "examples.parquet"
+        table.to_parquet(path, index=False)
+        return path
 
     def load(self, spec: Spec) -> LabelledExamples:
         dataset = spec.data.dataset

@@ -592,6 +592,25 @@ def _license(meta) -> str | None:
     return _short(text.splitlines()[0]) if text else None
 
 
+def installed_sources(include_site_packages: bool = False) -> tuple[list[SourceFile], pd.DataFrame]:
+    """The standard library's source files (and optionally the installed distributions'), and
+    their contributors' attributes."""
+    sources = stdlib_sources()
+    attributes = pd.DataFrame(
+        {"source": "stdlib"}, index=pd.Index(sorted({s.contributor for s in sources}))
+    )
+    if include_site_packages:
+        extra, dists = site_package_sources()
+        # A distribution named like a standard library package stays a contributor of its own.
+        taken = set(attributes.index)
+        renamed = {n: (f"{n} (site-packages)" if n in taken else n) for n in dists.index}
+        extra = [SourceFile(renamed[s.contributor], s.path, s.data, s.problem) for s in extra]
+        dists = dists.rename(index=renamed).assign(source="site-packages")
+        attributes = pd.concat([attributes, dists])
+        sources += extra
+    return sources, attributes
+
+
 def load_stdlib(
     scheme: TokenScheme | None = None,
     *,
@@ -603,21 +622,8 @@ def load_stdlib(
     """The standard library of the running Python as a code corpus (optionally with the
     installed distributions); see the module docstring for who the contributors are."""
     version = platform.python_version()
-    sources = stdlib_sources()
-    attributes = pd.DataFrame(
-        {"source": "stdlib"}, index=pd.Index(sorted({s.contributor for s in sources}))
-    )
-    name = f"python-stdlib-{version}"
-    if include_site_packages:
-        extra, dists = site_package_sources()
-        # A distribution named like a standard library package stays a contributor of its own.
-        taken = set(attributes.index)
-        renamed = {n: (f"{n} (site-packages)" if n in taken else n) for n in dists.index}
-        extra = [SourceFile(renamed[s.contributor], s.path, s.data, s.problem) for s in extra]
-        dists = dists.rename(index=renamed).assign(source="site-packages")
-        attributes = pd.concat([attributes, dists])
-        sources += extra
-        name += "+site-packages"
+    sources, attributes = installed_sources(include_site_packages)
+    name = f"python-stdlib-{version}" + ("+site-packages" if include_site_packages else "")
     notes = [f"The standard library of Python {version} at {stdlib_root()}, tests left out."]
     return build_corpus(
         name,
@@ -635,25 +641,11 @@ def load_stdlib(
 # ----------------------------------------------------------------------------- folders
 
 
-def load_folder(
-    path: str | Path,
-    by: str = "repository",
-    *,
-    scheme: TokenScheme | None = None,
-    min_count: int = 1,
-    max_file_bytes: int = MAX_FILE_BYTES,
-    cache: bool | str | Path = True,
-    name: str | None = None,
-) -> CodeCorpus:
-    """A folder of repositories as a code corpus: each subfolder is a repository and a
-    contributor (``by="repository"``), or subfolders are owners holding repositories
-    (``owner/repository``) and a contributor is an owner (``by="owner"``)."""
-    if by not in ("repository", "owner"):
-        raise DataleverError(
-            f"A code folder's contributors are by repository or by owner, not {shown(by, 40)!r}.",
-            'give by = "repository" (each subfolder) or "owner" (owner/repository subfolders).',
-        )
-    _check_options(min_count, max_file_bytes)  # before any file is read with its cap
+def folder_sources(
+    path: str | Path, by: str = "repository", max_file_bytes: int = MAX_FILE_BYTES
+) -> tuple[list[SourceFile], list[str], list[tuple[str, Path]]]:
+    """The ``.py`` files of a folder of repositories with their contributors, what listing
+    them found worth saying, and the (contributor, repository folder) pairs."""
     root = user_path(path, "code folder", "give the path of a folder of repositories.")
     if not root.is_dir():
         raise DataleverError(
@@ -694,6 +686,30 @@ def load_folder(
             "give a folder whose subfolders are repositories"
             + (" inside owner folders." if by == "owner" else "."),
         )
+    return sources, notes, repositories
+
+
+def load_folder(
+    path: str | Path,
+    by: str = "repository",
+    *,
+    scheme: TokenScheme | None = None,
+    min_count: int = 1,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    cache: bool | str | Path = True,
+    name: str | None = None,
+) -> CodeCorpus:
+    """A folder of repositories as a code corpus: each subfolder is a repository and a
+    contributor (``by="repository"``), or subfolders are owners holding repositories
+    (``owner/repository``) and a contributor is an owner (``by="owner"``)."""
+    if by not in ("repository", "owner"):
+        raise DataleverError(
+            f"A code folder's contributors are by repository or by owner, not {shown(by, 40)!r}.",
+            'give by = "repository" (each subfolder) or "owner" (owner/repository subfolders).',
+        )
+    _check_options(min_count, max_file_bytes)  # before any file is read with its cap
+    sources, notes, repositories = folder_sources(path, by, max_file_bytes)
+    root = user_path(path, "code folder", "give the path of a folder of repositories.")
     attributes = None
     if by == "owner":
         owners = Counter(c for c, _ in repositories)
@@ -739,21 +755,8 @@ def _python_files_here(folder: Path) -> list[Path]:
 # ----------------------------------------------------------------------------- tables
 
 
-def load_table(
-    path: str | Path,
-    columns: dict[str, str] | None = None,
-    *,
-    scheme: TokenScheme | None = None,
-    min_count: int = 1,
-    max_file_bytes: int = MAX_FILE_BYTES,
-    cache: bool | str | Path = True,
-    name: str | None = None,
-) -> CodeCorpus:
-    """A JSON-lines (``.jsonl``, ``.ndjson``, ``.json``, optionally ``.gz``/``.bz2``/``.xz``)
-    or Parquet table of source files as a code corpus. ``columns`` maps our names
-    (``contributor``, ``path``, ``text``) to the table's, such as The Stack's
-    ``{"contributor": "max_stars_repo_name", "path": "max_stars_repo_path",
-    "text": "content"}``; unmapped names are taken as they are."""
+def table_sources(path: str | Path, columns: dict[str, str] | None = None) -> list[SourceFile]:
+    """The rows of a code table as source files (see :func:`load_table`)."""
     file = regular_file(user_path(path, "code table", "give the path of a table."), "code table")
     mapping = _mapping(columns)
     wanted = [mapping[f] for f in TABLE_FIELDS]
@@ -772,10 +775,29 @@ def load_table(
             f"The code table {shown(file, 200)} has no rows.",
             "give a table with one row per source file: contributor, path and text.",
         )
-    sources = [
+    return [
         SourceFile(_contributor(c, file, i), _path(p, file, i), _text(t, file, i))
         for i, (c, p, t) in enumerate(rows, start=1)
     ]
+
+
+def load_table(
+    path: str | Path,
+    columns: dict[str, str] | None = None,
+    *,
+    scheme: TokenScheme | None = None,
+    min_count: int = 1,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    cache: bool | str | Path = True,
+    name: str | None = None,
+) -> CodeCorpus:
+    """A JSON-lines (``.jsonl``, ``.ndjson``, ``.json``, optionally ``.gz``/``.bz2``/``.xz``)
+    or Parquet table of source files as a code corpus. ``columns`` maps our names
+    (``contributor``, ``path``, ``text``) to the table's, such as The Stack's
+    ``{"contributor": "max_stars_repo_name", "path": "max_stars_repo_path",
+    "text": "content"}``; unmapped names are taken as they are."""
+    file = regular_file(user_path(path, "code table", "give the path of a table."), "code table")
+    sources = table_sources(file, columns)
     base = file.name.split(".")[0] or file.name
     return build_corpus(
         name or shown(base, 200),

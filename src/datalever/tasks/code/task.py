@@ -16,7 +16,10 @@ path = ..., text = ...}`` (The Stack's layout); or a folder of repositories with
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
 
 from datalever.core.learner import Learner
 from datalever.core.task import Dataset, Fold, Judge, Task
@@ -78,6 +81,33 @@ class CodeTask(Task):
 
     def uninformed_model(self, data: Dataset, learner: Learner) -> UniformModel:
         return UniformModel(data.width)
+
+    def export(self, spec: Spec, data: Dataset, keep: np.ndarray, folder: Path) -> Path:
+        """The kept contributors' source files as ``code.jsonl`` (``contributor``, ``path``,
+        ``text``, The Stack's layout), read again from where the corpus came from; a spec
+        loads it with ``columns = {contributor = "contributor", path = "path", text = "text"}``.
+        Files the corpus left out as unreadable are left out here too."""
+        import json
+
+        from datalever.tasks.code.corpus import folder_sources, installed_sources, table_sources
+
+        d = spec.data
+        if d.dataset in EMBEDDED_CORPORA and not d.columns and not d.layout:
+            sources, _ = installed_sources(d.dataset.endswith("site-packages"))
+        elif d.layout:
+            by = "owner" if d.layout == "owners" else "repository"
+            sources = folder_sources(spec.path(d.dataset), by)[0]
+        else:
+            sources = table_sources(spec.path(d.dataset), d.columns)
+        kept = {str(c) for c in np.asarray(data.contributor_ids)[keep]}
+        path = folder / "code.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for source in sources:
+                if source.data is not None and source.contributor in kept:
+                    text = source.data.decode("utf-8", "surrogateescape")
+                    row = {"contributor": source.contributor, "path": source.path, "text": text}
+                    out.write(json.dumps(row, ensure_ascii=True) + "\n")
+        return path
 
     def load(self, spec: Spec) -> Dataset:
         from datalever.tasks.code.corpus import load_folder, load_stdlib, load_table

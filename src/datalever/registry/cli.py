@@ -1,0 +1,123 @@
+"""``datalever registry ...``: serve the consent registry, create accounts, issue tokens."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from datalever.errors import DataleverError
+
+ADMIN_TOKEN_ENV = "DATALEVER_REGISTRY_ADMIN_TOKEN"
+
+registry_app = typer.Typer(
+    help="The consent registry: who reserved or allowed which works, served over HTTP.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+console = Console(markup=False, highlight=False)
+err_console = Console(stderr=True, markup=False, highlight=False)
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="The registry: a SQLite file path or postgresql://USER@HOST/DBNAME. "
+        "[default: registry.sqlite in the user data folder]",
+        envvar="DATALEVER_REGISTRY",
+    ),
+]
+
+
+def _friendly(command: Callable) -> Callable:
+    """A problem the user can fix prints one paragraph and exits 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DataleverError as e:
+            err_console.print(Text.assemble(("Error: ", "bold red"), str(e)), soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _open(url: str | None):
+    from datalever.registry.registry import Registry
+
+    return Registry(url)
+
+
+def read_admin_token(path: Path | None) -> str | None:
+    """The bootstrap admin secret from ``--admin-token-file`` or the environment, if any.
+    A secret never appears on a command line, where any user's ``ps`` could read it."""
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataleverError(
+                f"Cannot read the admin token file {str(path)!r}: {e.__class__.__name__}.",
+                "give a readable text file holding only the token.",
+            ) from None
+    return os.environ.get(ADMIN_TOKEN_ENV) or None
+
+
+@registry_app.command()
+@_friendly
+def serve(
+    url: UrlOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8750,
+    admin_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--admin-token-file",
+            help=f"A file holding the bootstrap admin token (or set {ADMIN_TOKEN_ENV}).",
+        ),
+    ] = None,
+) -> None:
+    """Serve the registry's HTTP API (JSON under /v1; the schema at /openapi.json)."""
+    import uvicorn
+
+    from datalever.registry.api import create_app
+
+    registry = _open(url)
+    app = create_app(registry, admin_token=read_admin_token(admin_token_file))
+    console.print(f"Serving the registry {registry.shown} on http://{host}:{port}/v1")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    finally:
+        registry.close()
+
+
+@registry_app.command()
+@_friendly
+def account(
+    name: Annotated[str, typer.Argument(help="The contributor's display name.")],
+    url: UrlOpt = None,
+) -> None:
+    """Create a contributor account and print its id."""
+    with _open(url) as registry:
+        typer.echo(registry.create_account(name))
+
+
+@registry_app.command()
+@_friendly
+def token(
+    scope: Annotated[str, typer.Argument(help="contributor, pipeline or admin.")],
+    account_id: Annotated[
+        int | None, typer.Option("--account", help="The account (contributor tokens).")
+    ] = None,
+    url: UrlOpt = None,
+) -> None:
+    """Issue an API token and print it. It is shown only this once: store it now."""
+    with _open(url) as registry:
+        typer.echo(registry.issue_token(scope, account_id))  # plain, never wrapped
