@@ -166,3 +166,36 @@ def test_bad_optout_parameters_are_refused_clearly(consent, ml100k, tmp_path, ch
         run_spec(spec, store, data=ml100k)
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM results").scalar() == 0
+
+
+def test_ask_judges_the_reserved_set_over_its_folds(consent, ml100k, tmp_path):
+    from datalever.analysis.question import parse_delta
+    from datalever.answer import ask
+
+    folder, _ = consent
+    extra = '\n[question]\nmetric = "rmse"\ndelta = "+0.5%"\ngroup = "participants"\n'
+    spec = spec_in(folder, change=("[evaluation]", extra.strip() + "\n\n[evaluation]"))
+    store = ResultsStore(tmp_path / "r.sqlite")
+    answer = ask(spec, store, ml100k)
+    (verdict,) = answer.result.verdicts
+    rows = store.results(answer.run_id)
+    fixed = rows[
+        (rows["collective_kind"] == "group") & (rows["eval_group"] == "participants")
+    ].sort_values("fold")
+    change = (fixed["value"] - fixed["baseline"]).to_numpy(float)
+    want = parse_delta("+0.5%").scores(change, fixed["baseline"], fixed["reference"])
+    np.testing.assert_allclose(verdict.scores, want)
+    assert verdict.n == 2 and answer.result.answer in ("yes", "no", "undecided")
+    assert "reserved set (10 users" in answer.text and "Random sets as large" in answer.text
+
+
+def test_ask_refuses_a_fixed_set_on_one_fold(consent, ml100k, tmp_path):
+    from datalever.answer import ask
+
+    folder, _ = consent
+    extra = '[question]\nmetric = "rmse"\ndelta = "+1%"\n\n[protocol]'
+    text_change = ("[protocol]", extra)
+    spec = spec_in(folder, change=text_change)
+    spec.protocol.kind = "holdout"
+    with pytest.raises(DataleverError, match="over folds"):
+        ask(spec, ResultsStore(tmp_path / "r.sqlite"), ml100k)

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from datalever.analysis.ask import COARSE_SIZES, LOOKS, AdaptiveSearch, SearchResult
+from datalever.analysis.ask import (
+    COARSE_SIZES,
+    LOOKS,
+    AdaptiveSearch,
+    SearchResult,
+    Verdict,
+    decide,
+)
 from datalever.analysis.question import Target, parse_delta
 from datalever.analysis.summary import per_sample
 from datalever.data.contributions import Contributions
@@ -288,7 +295,8 @@ def ask(
     looks: tuple[int, ...] = LOOKS,
     on_look: Callable[[list[tuple[float, int]]], None] | None = None,
 ) -> Answer:
-    """Search collective sizes adaptively for the spec's ``[question]``."""
+    """Search collective sizes adaptively for the spec's ``[question]``; for a lever that
+    brings its own set (the registry's opt-outs), judge that set."""
     q = spec.question
     assert q is not None, "ask needs a spec with a question"
     learner = _question_learner(spec)
@@ -296,6 +304,8 @@ def ask(
     base.learners = [ls for ls in spec.learners if ls.name == learner]
     blob = base.model_dump_json(exclude={"collectives", "name"})
     run_id = "ask-" + hashlib.sha256(blob.encode()).hexdigest()[:10]
+    if _lever(spec).brings_collectives:
+        return _ask_fixed(base, store, data, run_id, jobs)
     n_users = data.n_contributors
     resolution = 1 / n_users
 
@@ -332,3 +342,85 @@ def ask(
     text = sentence(q, result, n_users, learner, lever, spec.data.dataset, who)
     store.set_answer(run_id, text)
     return Answer(q, learner, lever, n_users, result, text, run_id)
+
+
+def _ask_fixed(
+    spec: Spec, store: ResultsStore, data: Contributions, run_id: str, jobs: int
+) -> Answer:
+    """Does the lever's own set (drawn once) reach the question's delta? Its folds are its
+    samples, as in the summary; the random sets as large, run beside it, are quoted."""
+    q = spec.question
+    assert q is not None
+    if spec.protocol.kind != "data-strikes":
+        raise DataleverError(
+            "A fixed set, such as the registry's opt-outs, is judged over folds, and the "
+            "holdout protocol has one.",
+            'use [protocol] kind = "data-strikes" (5 folds by default).',
+        )
+    learner, lever = _question_learner(spec), _lever(spec).label
+    with Executor(data, jobs) as executor:
+        report = run_spec(spec, store, executor=executor, run_id=run_id)
+    if report.interrupted:
+        raise KeyboardInterrupt
+    target = parse_delta(q.delta)
+    results = store.results(run_id)
+    rows = results[
+        (results["learner"] == learner)
+        & (results["lever"] == lever)
+        & (results["metric"] == parse_metric(q.metric).name)
+        & (results["eval_group"] == q.group)
+    ]
+    fixed = rows[rows["collective_kind"] == "group"].sort_values("fold")
+    scores = target.scores(
+        (fixed["value"] - fixed["baseline"]).to_numpy(float),
+        fixed["baseline"].to_numpy(float),
+        fixed["reference"].to_numpy(float),
+    )
+    # Both bounds at the question's confidence, as an interval of that level has them.
+    low, high, decision = decide(scores, target.threshold, (1 - q.confidence) / 2)
+    size = float(fixed["n_participants"].iloc[0]) / data.n_contributors
+    verdict = Verdict(size, scores, low, high, decision)
+    answer = {"reaches": "yes", "short": "no"}.get(decision, "undecided")
+    result = SearchResult(answer, target.threshold, size, size, size, [verdict])
+    matched = per_sample(rows[rows["collective_kind"] == "random"])
+    beside = target.scores(matched["change"], matched["baseline"], matched["reference"])
+    text = fixed_sentence(q, verdict, answer, data.n_contributors, learner, lever, spec, beside)
+    store.set_answer(run_id, text)
+    return Answer(q, learner, lever, data.n_contributors, result, text, run_id)
+
+
+def fixed_sentence(
+    question: QuestionSpec,
+    verdict: Verdict,
+    answer: str,
+    n_users: int,
+    learner: str,
+    lever: str,
+    spec: Spec,
+    matched: np.ndarray,
+) -> str:
+    """The answer about a fixed set in one plain sentence, with random sets as large."""
+    target = parse_delta(question.delta)
+    metric = parse_metric(question.metric).name
+    level = f"{100 * question.confidence:g} %"
+    who = f"{task_of(spec).contributor_noun}s"
+    where = f"for {question.group} ({learner}, {lever}, {spec.data.dataset})"
+    count = round(verdict.size * n_users)
+    subject = f"the reserved set ({count} {who}, {_pct(verdict.size)})"
+    bounds = f"mean {_amount(target, verdict.mean)}, {level} bounds over {verdict.n} folds"
+    beside = (
+        f" Random sets as large: mean {_amount(target, float(np.mean(matched)))} over "
+        f"{len(matched)} draws."
+        if len(matched)
+        else ""
+    )
+    if answer == "yes":
+        head = f"Yes: {subject} {target.describe(metric)} {where} ({bounds})."
+    elif answer == "no":
+        head = f"No: {subject} falls short of {question.delta} {where} ({bounds})."
+    else:
+        head = (
+            f"Undecided: the folds do not settle whether {subject} "
+            f"{target.describe(metric)} {where} ({bounds})."
+        )
+    return head + beside
