@@ -133,6 +133,13 @@ def test_optout_runs_the_reserved_set_beside_random_sets_as_large(consent, ml100
     assert row["n_samples"] == 1 and row["n_folds"] == 2
     assert row["ci_method"].endswith("over folds")
     assert np.isfinite(row["change_ci_low"]) and row["change_ci_low"] <= row["change"]
+    # The report sets the reserved set beside the random sets as large.
+    from datalever.report.html import matched_rows
+
+    matched_table = matched_rows(summary)
+    assert {(r["eval_group"], r["members"], r["draws"]) for r in matched_table} == {
+        (g, 10, 2) for g in ("everyone", "participants", "non-participants")
+    }
     per_fold = reserved[reserved["eval_group"] == "participants"]
     change = (per_fold["value"] - per_fold["baseline"]).astype(float)
     assert row["change"] == pytest.approx(change.mean())

@@ -160,6 +160,41 @@ def _set_back_of_one_lever(rows: pd.DataFrame, reference: str, suffix: str) -> l
     return out
 
 
+def matched_rows(summary: pd.DataFrame) -> list[dict]:
+    """A fixed set (a group drawn once, such as a registry's opt-outs) beside the random
+    collectives of the same lever with as many members: does who they are matter more or less
+    than how many they are?"""
+    fixed = summary[(summary["collective_kind"] == "group") & (summary["n_samples"] == 1)]
+    random = summary[(summary["collective_kind"] == "random") & summary["count"].notna()]
+    out = []
+    for r in fixed.itertuples():
+        same = random[
+            (random["learner"] == r.learner)
+            & (random["lever"] == r.lever)
+            & (random["metric"] == r.metric)
+            & (random["eval_group"] == r.eval_group)
+            & (random["count"] == round(r.n_participants))
+        ]
+        if same.empty:
+            continue
+        m = same.iloc[0]
+        out.append(
+            {
+                "learner": r.learner,
+                "group": r.grp,
+                "members": round(r.n_participants),
+                "metric": r.metric,
+                "eval_group": r.eval_group,
+                "fixed": f"{_fmt(r.change, '{:+.4f}')} [{_fmt(r.change_ci_low)}, "
+                f"{_fmt(r.change_ci_high)}]",
+                "random": f"{_fmt(m['change'], '{:+.4f}')} [{_fmt(m['change_ci_low'])}, "
+                f"{_fmt(m['change_ci_high'])}]",
+                "draws": int(m["n_samples"]),
+            }
+        )
+    return out
+
+
 def targeted_rows(results: pd.DataFrame) -> list[dict]:
     """Table 1 of the Data Strikes paper: a group's non-participating members against users
     outside the group, per sample of the same scenarios."""
@@ -318,6 +353,7 @@ def render_report(inputs: ReportInputs) -> str:
         set_back=set_back_rows(summary, spec.evaluation.reference),
         reference=spec.evaluation.reference,
         targeted=targeted_rows(inputs.results),
+        matched=matched_rows(summary),
         lever_figures=lever_figures(summary),
         dlp=dlp_rows(inputs.results, spec.evaluation.confidence),
         prov=provenance(inputs),
