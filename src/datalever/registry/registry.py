@@ -615,6 +615,22 @@ class Registry:
             ],
         }
 
+    def identity(self, identity_id: int) -> dict | None:
+        """One identity (id, account_id, kind, value, method, state); None if there is none."""
+        if not isinstance(identity_id, int) or isinstance(identity_id, bool):
+            return None
+        i = s.identities
+        with self._read("reading an identity") as conn:
+            row = (
+                conn.execute(
+                    sa.select(i.c.id, i.c.account_id, i.c.kind, i.c.value, i.c.method, i.c.state)
+                    .where(i.c.id == identity_id)
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else dict(row)
+
     def event_count(self) -> int:
         with self._read("counting events") as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(s.events)).scalar())
