@@ -119,6 +119,15 @@ ALLOWED = {
     ("POST", "/v1/tokens"): "401 403 403 403 ok",
     ("POST", "/v1/checks"): "401 403 403 ok ok",
     ("GET", "/v1/checks"): "401 403 403 ok ok",
+    # The contributor page: a bearer token opens no web session, and a form without the
+    # session's CSRF token is refused (the page's own tests sign in: test_registry_web.py).
+    ("GET", "/"): "ok ok ok ok ok",
+    ("GET", "/web/"): "ok ok ok ok ok",
+    ("GET", "/web/account"): "ok ok ok ok ok",  # a redirect to the sign-in form
+    ("POST", "/web/sign-in"): "403 403 403 403 403",
+    ("POST", "/web/works"): "403 403 403 403 403",
+    ("POST", "/web/preferences"): "403 403 403 403 403",
+    ("POST", "/web/sign-out"): "403 403 403 403 403",
 }
 """Every route, and who may call it: "ok" is a 2xx answer, a number the refusal's status."""
 
@@ -136,6 +145,10 @@ def valid_request(world: World, method: str, path: str, who: str) -> dict:
         "/v1/dataset-policies": {"dataset": f"set-{tag}", "policy": "opt-in"},
         "/v1/tokens": {"scope": "pipeline"},
         "/v1/checks": {"dataset": "crawl", "purpose": "train-ai", "works": [A_WORK, B_WORK]},
+        "/web/sign-in": {"token": world.tokens[who] or ""},
+        "/web/works": {"work": f"https://ann.example/{tag}"},
+        "/web/preferences": {"purpose": "search", "value": "allowed"},
+        "/web/sign-out": {},
     }
     request: dict = {
         "url": path.format(account_id=world.ann, identity_id=world.ann_identity),

@@ -487,6 +487,9 @@ def create_app(
     if rate_limit is not None:
         app.add_middleware(_RateLimiter, limit=rate_limit, clock=clock)
     _add_routes(app)
+    from datalever.registry.web import add_web_routes  # the contributor page; imports this
+
+    add_web_routes(app, clock=clock)
     return app
 
 
