@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from datalever.errors import DataleverError
 from datalever.registry import Registry
-from datalever.registry.api import MAX_WORKS, RateLimit, create_app
+from datalever.registry.api import MAX_WORKS, DomainProofs, RateLimit, create_app
 from datalever.registry.cli import ADMIN_TOKEN_ENV, read_admin_token, registry_app
 from datalever.registry.registry import RegistryStorageError
 
@@ -58,6 +58,24 @@ def reg(url):
     registry.close()
 
 
+def local_proofs() -> DomainProofs:
+    """Domain proofs checked against loopback ports where nothing listens: a DNS lookup
+    times out at once and the well-known file is refused, so a verification fails fast."""
+    import socket
+
+    import dns.resolver
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = ["127.0.0.1"]
+    resolver.port = port
+    return DomainProofs(
+        b"a test secret, long enough", resolver, 0.3, f"http://127.0.0.1:{port}"
+    )
+
+
 class World:
     """Two contributors (ann owns the resources under test, bob is the other account), a
     pipeline and an admin, each with a token, and an HTTP client over the app."""
@@ -69,7 +87,7 @@ class World:
         self.ann, self.bob = reg.create_account("ann"), reg.create_account("bob")
         reg.register_work(self.ann, A_WORK)
         reg.register_work(self.bob, B_WORK)
-        self.ann_identity = reg.add_identity(self.ann, "github", "ann-draws")
+        self.ann_identity = reg.add_identity(self.ann, "domain", "ann.example")
         self.reg.set_preference(self.ann, "train-ai", "reserved", work=A_WORK)
         self.tokens = {
             "none": None,
@@ -80,7 +98,9 @@ class World:
         }
 
     def serve(self, **app_options) -> None:
-        """A fresh app (and rate limiter) over the same registry."""
+        """A fresh app (and rate limiter) over the same registry. Domain proofs are looked
+        up on a loopback port nobody answers, so no test reaches the internet."""
+        app_options.setdefault("domain_proofs", local_proofs())
         self.app = create_app(self.reg, admin_token=ADMIN_SECRET, **app_options)
         self.http = TestClient(self.app, raise_server_exceptions=False)
 
@@ -115,6 +135,8 @@ ALLOWED = {
     ("POST", "/v1/accounts/{account_id}/preferences"): "401 ok 404 403 403",
     ("POST", "/v1/accounts"): "401 403 403 403 ok",
     ("POST", "/v1/identities/{identity_id}/verification"): "401 403 403 403 ok",
+    ("GET", "/v1/identities/{identity_id}/challenge"): "401 ok 404 403 ok",
+    ("POST", "/v1/identities/{identity_id}/verify"): "401 ok 404 403 ok",
     ("POST", "/v1/dataset-policies"): "401 403 403 403 ok",
     ("POST", "/v1/tokens"): "401 403 403 403 ok",
     ("POST", "/v1/checks"): "401 403 403 ok ok",
@@ -142,6 +164,7 @@ def valid_request(world: World, method: str, path: str, who: str) -> dict:
         "/v1/accounts/{account_id}/preferences": {"purpose": "search", "value": "allowed"},
         "/v1/accounts": {"name": f"carol {tag}"},
         "/v1/identities/{identity_id}/verification": {"method": "dns-txt", "state": "verified"},
+        "/v1/identities/{identity_id}/verify": {"method": "dns-txt"},
         "/v1/dataset-policies": {"dataset": f"set-{tag}", "policy": "opt-in"},
         "/v1/tokens": {"scope": "pipeline"},
         "/v1/checks": {"dataset": "crawl", "purpose": "train-ai", "works": [A_WORK, B_WORK]},
@@ -499,7 +522,7 @@ def test_bulk_check_caps(world):
             "own",
             "POST",
             "/v1/accounts/{ann}/identities",
-            {"kind": "github", "value": "ann-draws"},
+            {"kind": "domain", "value": "ann.example"},
             "registered already",
         ),
         ("own", "GET", "/v1/accounts/abc", None, "integer"),

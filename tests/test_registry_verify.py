@@ -557,3 +557,38 @@ def test_well_known_with_a_given_client_ignores_its_redirect_setting(reg, ann, s
         )
         assert not client.is_closed  # the caller's client is the caller's to close
     assert result.state == "failed" and "another host" in result.detail
+
+
+# --- through the HTTP API --------------------------------------------------------------------
+
+
+def test_the_api_gives_the_challenge_and_verifies_against_a_local_nameserver(reg, nameserver):
+    """A contributor asks for the challenge of their domain, publishes it (here: in the local
+    nameserver), asks the registry to verify, and the identity reads verified; another
+    contributor cannot see or verify it; without a configured secret the routes answer 503."""
+    from fastapi.testclient import TestClient
+
+    from datalever.registry.api import DomainProofs, create_app
+
+    ann, bob = reg.create_account("ann"), reg.create_account("bob")
+    ident = reg.add_identity(ann, "domain", "ann.example")
+    mine = {"Authorization": f"Bearer {reg.issue_token('contributor', ann)}"}
+    theirs = {"Authorization": f"Bearer {reg.issue_token('contributor', bob)}"}
+    proofs = DomainProofs(SECRET, nameserver.resolver(), 1.0)
+    http = TestClient(create_app(reg, rate_limit=None, domain_proofs=proofs))
+    asked = http.get(f"/v1/identities/{ident}/challenge", headers=mine)
+    assert asked.status_code == 200
+    assert asked.json()["txt_name"] == txt_name("ann.example")
+    assert asked.json()["txt_value"] == proof(ident, "ann.example")
+    assert http.get(f"/v1/identities/{ident}/challenge", headers=theirs).status_code == 404
+    assert http.post(f"/v1/identities/{ident}/verify", headers=theirs, json={}).status_code == 404
+    failed = http.post(f"/v1/identities/{ident}/verify", headers=mine, json={"method": "dns-txt"})
+    assert failed.status_code == 200 and failed.json()["state"] == "failed"
+    nameserver.records[txt_name("ann.example")] = [[asked.json()["txt_value"]]]
+    done = http.post(f"/v1/identities/{ident}/verify", headers=mine, json={"method": "dns-txt"})
+    assert done.status_code == 200 and done.json()["state"] == "verified"
+    assert reg.identity(ident)["state"] == "verified"
+    assert recorded(reg, ident) == [("dns-txt", "failed"), ("dns-txt", "verified")]
+    unset = TestClient(create_app(reg, rate_limit=None))
+    refused = unset.post(f"/v1/identities/{ident}/verify", headers=mine, json={})
+    assert refused.status_code == 503 and "DATALEVER_REGISTRY_SECRET" in refused.json()["fix"]

@@ -5,7 +5,8 @@ Who may call what is decided in one place per route (``allow(...)``), by one rul
 without the route's scope gets 403, and a contributor asking about any account but its own
 gets 404, exactly as if the account did not exist. No token, or an unknown one, gets 401.
 
-Every answer is JSON. A problem the caller can fix is ``{"problem": ..., "fix": ...}`` with
+Every answer of the API is JSON (the contributor page, ``web.py``, answers browsers with HTML).
+A problem the caller can fix is ``{"problem": ..., "fix": ...}`` with
 a 4xx status; anything unexpected is logged here and answered with a bare 500, never a
 traceback. ``create_app`` builds one app per registry; tests, the command line and any
 further pages extend that one factory.
@@ -318,6 +319,40 @@ class Recorded(BaseModel):
     event_id: int
 
 
+class ChallengeOut(BaseModel):
+    """What the owner of a domain must publish: either proof verifies it."""
+
+    domain: str
+    txt_name: str
+    txt_value: str
+    well_known_url: str
+    well_known_body: str
+
+
+class VerifyRequest(Strict):
+    method: Literal["dns-txt", "well-known"] = "dns-txt"
+
+
+class Verified(BaseModel):
+    identity_id: int
+    state: Literal["verified", "failed"]
+    method: str
+    detail: str
+    event_id: int
+
+
+@dataclass(frozen=True)
+class DomainProofs:
+    """How the registry checks domain proofs: the secret challenges derive from (from the
+    environment or a file, never code) and, for tests, a resolver and a base URL pointing
+    at local servers."""
+
+    secret: bytes
+    resolver: Any = None
+    timeout: float = 5.0
+    base_url: str | None = None
+
+
 class CheckRequest(Strict):
     dataset: str = Field(min_length=1, max_length=200)
     purpose: Purpose
@@ -453,6 +488,7 @@ def create_app(
     max_works: int = MAX_WORKS,
     max_body_bytes: int = MAX_BODY_BYTES,
     clock: Callable[[], float] = time.monotonic,
+    domain_proofs: DomainProofs | None = None,
 ) -> FastAPI:
     """The API over ``registry``. ``admin_token`` is a bootstrap admin secret (read it from
     the environment or a file, never from code); ``rate_limit=None`` turns limiting off."""
@@ -482,6 +518,7 @@ def create_app(
     app.state.registry = registry
     app.state.admin_token = admin_token.strip() if admin_token is not None else None
     app.state.max_works = max_works
+    app.state.domain_proofs = domain_proofs or _proofs_from_environment()
     _install_error_handlers(app)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     if rate_limit is not None:
@@ -491,6 +528,40 @@ def create_app(
 
     add_web_routes(app, clock=clock)
     return app
+
+
+def _proofs_from_environment() -> DomainProofs | None:
+    """Domain proofs checked with the registry secret the environment gives (the value, or
+    a file holding it), if it gives one."""
+    import os
+
+    from datalever.registry.verify import SECRET_ENV, load_secret
+
+    path = os.environ.get(f"{SECRET_ENV}_FILE")
+    if path:
+        return DomainProofs(load_secret(path))
+    return DomainProofs(load_secret()) if os.environ.get(SECRET_ENV) else None
+
+
+def _own_identity(request: Request, who: TokenInfo, identity_id: int) -> dict:
+    """The identity, once it belongs to the caller's account (or the caller is an admin);
+    404 otherwise, as for an identity that does not exist."""
+    identity = request.app.state.registry.identity(identity_id)
+    theirs = identity is not None and identity["account_id"] == who.account_id
+    if identity is None or (who.scope == "contributor" and not theirs):
+        raise ApiError(404, f"No identity {identity_id}.", "check the id (GET /v1/accounts/ID).")
+    return identity
+
+
+def _proofs(request: Request) -> DomainProofs:
+    proofs = request.app.state.domain_proofs
+    if proofs is None:
+        raise ApiError(
+            503,
+            "Domain verification is not configured on this registry.",
+            "start it with DATALEVER_REGISTRY_SECRET set (a long random value).",
+        )
+    return proofs
 
 
 # Who may call a route, by scope; an account's own routes then also check the account.
@@ -569,6 +640,49 @@ def _add_routes(app: FastAPI) -> None:
         """Record how an identity was checked and whether it passed."""
         registry: Registry = request.app.state.registry
         return Recorded(event_id=registry.set_identity_state(identity_id, body.method, body.state))
+
+    @app.get("/v1/identities/{identity_id}/challenge", tags=["contributor"])
+    def domain_challenge(identity_id: int, request: Request, who: OwnerOrAdmin) -> ChallengeOut:
+        """What to publish to prove a domain identity: a DNS TXT record or a well-known file."""
+        from datalever.registry.verify import challenge_for
+
+        _own_identity(request, who, identity_id)
+        found = challenge_for(
+            request.app.state.registry, identity_id, secret=_proofs(request).secret
+        )
+        return ChallengeOut(
+            domain=found.domain,
+            txt_name=found.txt_name,
+            txt_value=found.txt_value,
+            well_known_url=found.well_known_url,
+            well_known_body=found.value,
+        )
+
+    @app.post("/v1/identities/{identity_id}/verify", tags=["contributor"])
+    def verify_domain_identity(
+        identity_id: int, body: VerifyRequest, request: Request, who: OwnerOrAdmin
+    ) -> Verified:
+        """Look for the proof now and record the outcome (a failure is an answer too)."""
+        from datalever.registry.verify import verify_domain
+
+        _own_identity(request, who, identity_id)
+        proofs = _proofs(request)
+        result = verify_domain(
+            request.app.state.registry,
+            identity_id,
+            secret=proofs.secret,
+            method=body.method,
+            resolver=proofs.resolver,
+            timeout=proofs.timeout,
+            base_url=proofs.base_url,
+        )
+        return Verified(
+            identity_id=identity_id,
+            state=result.state,
+            method=result.method,
+            detail=result.detail,
+            event_id=result.event_id,
+        )
 
     @app.post("/v1/dataset-policies", tags=["admin"])
     def set_dataset_policy(body: DatasetPolicy, request: Request, who: Admin) -> Recorded:
