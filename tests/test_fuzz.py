@@ -56,6 +56,12 @@ NAMED = (
     "another app's",
     "damaged store",
     "data info xxxxxxxx",
+    "consent filter --timeout nan",
+    "consent filter --out an existing filtered copy",
+    "consent filter --list one huge line",
+    "consent filter http registry on a closed port",
+    "optout: registry = 'missing.sqlite'",
+    "registry token contributor --account 9223372036854775808",
 )
 SAMPLED = sorted(
     set(random.Random(0).sample(range(len(CASES)), min(SAMPLE, len(CASES))))

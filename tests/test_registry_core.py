@@ -8,7 +8,6 @@ import hashlib
 import os
 import sqlite3
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -419,14 +418,12 @@ def test_bulk_decide_of_10000_works(url):
     reg, works = _bulk_registry(url, 10_000)
     statements: list[str] = []
     sa.event.listen(reg.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    start = time.perf_counter()
     got = reg.decide("big", works, "train-genai")
-    seconds = time.perf_counter() - start
     assert len(got) == 10_000
     assert sum(d.outcome == "reserved" for d in got) == 2_500
     assert [d.work for d in got] == [parse_work(w)[1] for w in works]
     assert len([q for q in statements if "events" in q or "works" in q]) <= 4
-    assert seconds < 5.0, f"10,000 works took {seconds:.2f} s"  # generous: see benchmarks/
+    # Its speed is measured in benchmarks/registry_bulk.py, not here.
     reg.close()
 
 

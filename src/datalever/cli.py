@@ -990,10 +990,20 @@ def consent_filter(
     """Write the data a registry allows for a purpose, and a manifest of what was dropped and
     why, against which registry snapshot, with the input's and output's checksums."""
     from datalever.registry import Registry
-    from datalever.registry.filter import RemoteRegistry, filter_dataset, filter_list
+    from datalever.registry.filter import (
+        RemoteRegistry,
+        filter_dataset,
+        filter_list,
+        require_registry,
+    )
     from datalever.registry.purposes import check_purpose
 
     check_purpose(purpose)
+    if not 0 < timeout < 10**6:  # nan and inf too: the socket layer would raise on them
+        raise DataleverError(
+            f"--timeout must be a positive number of seconds below a million, not {timeout}.",
+            "pass e.g. --timeout 60.",
+        )
     if registry and registry.lower().startswith(("http://", "https://")):
         if not token:
             raise DataleverError(
@@ -1002,6 +1012,7 @@ def consent_filter(
             )
         source = RemoteRegistry(registry, token, timeout)
     else:
+        require_registry(registry)
         source = Registry(registry)
     try:
         if is_list:

@@ -373,12 +373,15 @@ def damaged_store_cases() -> Iterator[Case]:
 
 def all_cases() -> list[Case]:
     """Every case, in a fixed order (names are unique)."""
+    from tests.fuzz.consent import consent_cases  # it imports this module
+
     cases = [
         *spec_cases(),
         *learner_cases(),
         *flag_cases(),
         *store_cases(),
         *damaged_store_cases(),
+        *consent_cases(),
     ]
     seen: set[str] = set()
     for case in cases:

@@ -104,8 +104,12 @@ class OptOut(Lever):
     def reserved(self, data: Dataset, folder: str | None = None):
         """The registry's reserved set over ``data``'s contributors (a ``ReservedSet``)."""
         from datalever.registry.contributors import reserved_contributors
+        from datalever.registry.filter import require_registry
         from datalever.registry.registry import Registry
 
+        if self.registry is not None and not self.registry.strip():
+            require_registry(self.registry)  # blank: refused before it names the spec's folder
+        require_registry(self.location(folder))
         with Registry(self.location(folder)) as registry:
             return reserved_contributors(
                 registry,

@@ -53,7 +53,13 @@ def _friendly(command: Callable) -> Callable:
 def _open(url: str | None):
     from datalever.registry.registry import Registry
 
-    return Registry(url)
+    try:
+        return Registry(url)
+    except OSError as e:  # its folder cannot be made: a file in the way, no permission
+        raise DataleverError(
+            f"Cannot open the registry {str(url)[:300]!r} ({e.strerror or e}).",
+            "give a file path in a folder you can write to.",
+        ) from None
 
 
 def read_admin_token(path: Path | None) -> str | None:
@@ -114,7 +120,8 @@ def account(
 def token(
     scope: Annotated[str, typer.Argument(help="contributor, pipeline or admin.")],
     account_id: Annotated[
-        int | None, typer.Option("--account", help="The account (contributor tokens).")
+        int | None,
+        typer.Option("--account", min=1, max=2**63 - 1, help="The account (contributor tokens)."),
     ] = None,
     url: UrlOpt = None,
 ) -> None:

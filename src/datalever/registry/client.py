@@ -54,7 +54,7 @@ class RegistryClient:
     ) -> None:
         if not 1 <= chunk <= MAX_WORKS:
             raise DataleverError(f"chunk must be 1 to {MAX_WORKS}.", "pass a smaller chunk.")
-        if timeout <= 0:
+        if not 0 < timeout < 10**6:  # also refuses nan and infinity
             raise DataleverError("timeout must be positive seconds.", "pass e.g. timeout=60.")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout

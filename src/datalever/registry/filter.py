@@ -58,6 +58,43 @@ class Decides(Protocol):
     ) -> list[Decision]: ...
 
 
+def require_registry(location: str | None) -> None:
+    """Refuse a registry file that is not there. Opening one creates it: reading consent
+    from it would leave an empty registry behind (at a mistyped path, or inside the spec's
+    folder) and answer for nobody."""
+    from datalever.registry.registry import default_registry_url
+
+    text = default_registry_url() if location is None else location
+    if not text.strip():
+        raise DataleverError(
+            "The registry location is blank.", "give a SQLite file path or a postgresql:// URL."
+        )
+    if "://" in text:
+        if not text.lower().startswith("sqlite"):
+            return  # a server: the Registry says if it cannot be reached
+        import sqlalchemy as sa
+
+        try:
+            text = sa.engine.make_url(text).database or ""
+        except (sa.exc.ArgumentError, ValueError):
+            return  # the Registry explains a malformed URL
+        if not text or text == ":memory:":
+            return  # the Registry refuses a database in memory
+    path = Path(text).expanduser()
+    try:
+        there = path.is_file() or path.is_dir()  # the Registry refuses a folder itself
+        empty = path.is_file() and path.stat().st_size == 0  # SQLite would make it one
+    except (OSError, ValueError):
+        there = empty = False
+    if not there or empty:
+        raise DataleverError(
+            f"There is no registry at {str(path)[:300]!r}"
+            + (" (an empty file)." if empty else "."),
+            "give the path of an existing registry file, or a postgresql:// URL "
+            "(`datalever registry account` creates a new registry).",
+        )
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -69,16 +106,21 @@ def file_sha256(path: Path) -> str:
 def prepare_folder(folder: Path) -> Path:
     """``folder``, created if needed; refused if it already holds a filtered copy."""
     folder = Path(folder).expanduser()
-    if (folder / MANIFEST).exists():
+    try:
+        done = (folder / MANIFEST).exists()
+    except OSError:  # a name too long, say: creating the folder below says why
+        done = False
+    if done:
         raise DataleverError(
             f"{folder} already holds a filtered copy (its {MANIFEST} exists).",
             "choose another --out folder, or move the old copy away first.",
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise DataleverError(
-            f"Cannot create the output folder {folder} ({exc.strerror or exc}).",
+            f"Cannot create the output folder {str(folder)[:300]!r} "
+            f"({getattr(exc, 'strerror', None) or exc}).",
             "choose a folder you can write to with --out.",
         ) from None
     return folder
@@ -190,11 +232,11 @@ def _work_of(line: str, folder: Path) -> tuple[str | None, str | None]:
     except DataleverError as exc:
         path = Path(line).expanduser()
         path = path if path.is_absolute() else folder / path
-        if path.is_file():
-            try:
+        try:
+            if path.is_file():
                 return f"sha256:{file_sha256(path)}", None
-            except OSError as err:
-                return None, f"unreadable file ({err.strerror or err})"
+        except (OSError, ValueError) as err:  # a line too long for a file name, say
+            return None, f"unreadable file ({getattr(err, 'strerror', None) or err})"
         return None, f"neither a work id nor a file here ({exc.problem})"
 
 

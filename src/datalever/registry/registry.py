@@ -148,12 +148,20 @@ class Registry:
                 f"The registry {self.shown!r} is in memory: every record would vanish.",
                 "give a SQLite file path.",
             )
+        if "\x00" in database:
+            raise DataleverError("The registry path contains a NUL byte.", "give a file path.")
         path = Path(database)
         if path.is_dir():
             raise DataleverError(
                 f"The registry {database!r} is a folder.", "give a file path such as reg.sqlite."
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataleverError(
+                f"Cannot create the folder of the registry {database!r} ({e.strerror or e}).",
+                "give a file path in a folder you can write to.",
+            ) from None
 
     def _make_engine(self, url: sa.URL, backend: str) -> sa.Engine:
         args: dict = {}
@@ -740,6 +748,8 @@ class Registry:
     def _require_account(conn: sa.Connection, account_id: int) -> None:
         if not isinstance(account_id, int) or isinstance(account_id, bool):
             raise DataleverError(f"An account id is a number, not {account_id!r:.40}.")
+        if not 1 <= account_id < 2**63:  # beyond SQLite's integers: no such account
+            raise DataleverError(f"No account {account_id}.", "create the account first.")
         found = conn.execute(
             sa.select(s.accounts.c.id).where(s.accounts.c.id == account_id)
         ).first()
