@@ -397,10 +397,8 @@ def _bulk_registry(url: str, n: int) -> tuple[Registry, list[str]]:
                 for i, w in enumerate(works)
             ],
         )
-    ids = dict(
-        (ref, wid)
-        for wid, ref in reg.engine.connect().execute(sa.select(s.works.c.id, s.works.c.ref))
-    )
+    with reg.engine.connect() as conn:  # closed at once: a held reader would block writers
+        ids = {ref: wid for wid, ref in conn.execute(sa.select(s.works.c.id, s.works.c.ref))}
     with reg._write("bulk set-up") as conn:
         for i, w in enumerate(works[::4]):
             reg._append(

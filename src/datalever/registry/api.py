@@ -27,8 +27,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -70,6 +72,8 @@ are answered as `{"problem": ..., "fix": ...}`."""
 Purpose = Literal[PURPOSES]
 Value = Literal["allowed", "reserved"]
 WorkId = Annotated[str, Field(min_length=1, max_length=MAX_WORK_LENGTH)]
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="An id the registry gave.")]
+"""Ids beyond 64 bits name nothing the database could hold: refused before any lookup."""
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -126,9 +130,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    def _http(_request: Request, e: StarletteHTTPException) -> JSONResponse:
+    def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        if e.status_code == 400 and e.detail == "There was an error parsing the body":
+            return _problem(
+                422, "Invalid request: the body is not UTF-8 JSON.", "send the body as JSON."
+            )
+        headers = dict(e.headers or {})
+        if e.status_code == 405:  # every method the path answers, not one route's
+            methods = {
+                m
+                for route in request.app.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+                for m in route.methods
+            }
+            headers["Allow"] = ", ".join(sorted(methods))
         fixes = {404: "check the path against /openapi.json.", 405: "check the method."}
-        return _problem(e.status_code, str(e.detail), fixes.get(e.status_code), e.headers)
+        return _problem(e.status_code, str(e.detail), fixes.get(e.status_code), headers or None)
 
     @app.exception_handler(Exception)
     def _unexpected(request: Request, e: Exception) -> JSONResponse:
@@ -586,13 +603,13 @@ def _add_routes(app: FastAPI) -> None:
     # --- contributor self-service (an admin may read, not state consent for anyone) ------
 
     @app.get("/v1/accounts/{account_id}", tags=["contributor"])
-    def read_account(account_id: int, request: Request, who: OwnerOrAdmin) -> Account:
+    def read_account(account_id: RowId, request: Request, who: OwnerOrAdmin) -> Account:
         """The account's identities, works and current statements."""
         registry = _own_account(request, who, account_id)
         return Account.model_validate(registry.account(account_id))
 
     @app.get("/v1/accounts/{account_id}/events", tags=["contributor"])
-    def read_history(account_id: int, request: Request, who: OwnerOrAdmin) -> list[Event]:
+    def read_history(account_id: RowId, request: Request, who: OwnerOrAdmin) -> list[Event]:
         """Every change to the account, oldest first."""
         registry = _own_account(request, who, account_id)
         return [
@@ -602,7 +619,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.post("/v1/accounts/{account_id}/identities", status_code=201, tags=["contributor"])
     def add_identity(
-        account_id: int, body: NewIdentity, request: Request, who: Owner
+        account_id: RowId, body: NewIdentity, request: Request, who: Owner
     ) -> IdentityAdded:
         """Claim an identity (unverified until an admin records its verification)."""
         registry = _own_account(request, who, account_id)
@@ -610,7 +627,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.post("/v1/accounts/{account_id}/works", status_code=201, tags=["contributor"])
     def register_work(
-        account_id: int, body: NewWork, request: Request, who: Owner
+        account_id: RowId, body: NewWork, request: Request, who: Owner
     ) -> WorkRegistered:
         """Claim a work for the account."""
         registry = _own_account(request, who, account_id)
@@ -619,7 +636,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.post("/v1/accounts/{account_id}/preferences", status_code=201, tags=["contributor"])
     def set_preference(
-        account_id: int, body: NewPreference, request: Request, who: Owner
+        account_id: RowId, body: NewPreference, request: Request, who: Owner
     ) -> Recorded:
         """Allow or reserve a purpose for one work or (without ``work``) for all of them."""
         registry = _own_account(request, who, account_id)
@@ -635,14 +652,14 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.post("/v1/identities/{identity_id}/verification", tags=["admin"])
     def verify_identity(
-        identity_id: int, body: Verification, request: Request, who: Admin
+        identity_id: RowId, body: Verification, request: Request, who: Admin
     ) -> Recorded:
         """Record how an identity was checked and whether it passed."""
         registry: Registry = request.app.state.registry
         return Recorded(event_id=registry.set_identity_state(identity_id, body.method, body.state))
 
     @app.get("/v1/identities/{identity_id}/challenge", tags=["contributor"])
-    def domain_challenge(identity_id: int, request: Request, who: OwnerOrAdmin) -> ChallengeOut:
+    def domain_challenge(identity_id: RowId, request: Request, who: OwnerOrAdmin) -> ChallengeOut:
         """What to publish to prove a domain identity: a DNS TXT record or a well-known file."""
         from datalever.registry.verify import challenge_for
 
@@ -660,7 +677,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.post("/v1/identities/{identity_id}/verify", tags=["contributor"])
     def verify_domain_identity(
-        identity_id: int, body: VerifyRequest, request: Request, who: OwnerOrAdmin
+        identity_id: RowId, body: VerifyRequest, request: Request, who: OwnerOrAdmin
     ) -> Verified:
         """Look for the proof now and record the outcome (a failure is an answer too)."""
         from datalever.registry.verify import verify_domain
