@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from datalever.errors import DataleverError
@@ -367,11 +368,13 @@ def kn_update(
     base: KNStatistics, tables: NgramTables, ids: np.ndarray, change: np.ndarray
 ) -> KNStatistics:
     """``base``'s statistics after the top-order counts of the n-grams ``ids`` (sorted,
-    distinct) change by ``change``, in O(|ids|): the same numbers as :func:`kn_statistics` on
-    the new counts. ``tables`` may extend the base's (n-grams of added files).
+    distinct) change by ``change``, in O(|ids| + the tables' context counts): the same
+    numbers as :func:`kn_statistics` on the new counts. ``tables`` may extend the base's
+    (n-grams of added files); ``base`` is a plain fit's statistics (nothing patched).
 
     An n-gram whose count appears or vanishes moves its suffix's continuation count by one,
-    so each order passes its appearances and disappearances down to the next.
+    so each order passes its appearances and disappearances down to the next
+    (:func:`_order_update`, one fused pass per order).
     """
     n = tables.order
     counts, totals, buckets = list(base.counts), list(base.totals), list(base.buckets)
@@ -381,21 +384,24 @@ def kn_update(
         count = base.counts[j].grown(tables.size(j))
         total = base.totals[j].grown(tables.size(j - 1))
         bucket = base.buckets[j].grown(tables.size(j - 1))
-        old = count.take(ids)
-        new = old + change
+        below = tables.size(j - 1) if j > 1 else 0
+        suffix = tables.suffix[j] if j > 1 else ids[:0]
+        new, where, sums, kinds, moved, next_ids, next_change = _order_update(
+            ids,
+            change,
+            count.base,
+            total.base,
+            bucket.base,
+            tables.context[j],
+            suffix,
+            tables.size(j - 1),
+            below,
+        )
         counts[j] = count.patched(ids, new)
-        where, at = distinct(tables.context[j][ids], tables.size(j - 1))
-        totals[j] = total.patched(where, total.take(where) + _sums(at, change, len(where)))
-        kinds = np.bincount(at * 4 + np.minimum(new, 3), minlength=4 * len(where))
-        kinds -= np.bincount(at * 4 + np.minimum(old, 3), minlength=4 * len(where))
-        buckets[j] = bucket.patched(where, bucket.take(where) + kinds.reshape(-1, 4)[:, 1:])
-        count_of_counts[j] = base.count_of_counts[j] + _count_of_counts(new) - _count_of_counts(old)
-        if j > 1:
-            flip = (new > 0).astype(np.int64) - (old > 0)
-            moved = np.flatnonzero(flip)
-            ids, at = distinct(tables.suffix[j][ids[moved]], tables.size(j - 1))
-            change = _sums(at, flip[moved], len(ids))
-            ids, change = ids[change != 0], change[change != 0]
+        totals[j] = total.patched(where, sums)
+        buckets[j] = bucket.patched(where, kinds)
+        count_of_counts[j] = base.count_of_counts[j] + moved
+        ids, change = next_ids, next_change
     return KNStatistics(
         tuple(counts),
         tuple(totals),
@@ -403,3 +409,96 @@ def kn_update(
         tuple(count_of_counts),
         tuple(discounts(c) for c in count_of_counts),
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _group(keys, size):
+    """:func:`distinct` compiled: the sorted distinct ``keys`` (ids below ``size``) and each
+    key's place among them, by sorting few keys or marking many."""
+    k = keys.shape[0]
+    inverse = np.empty(k, np.int64)
+    if k * SPARSE_KEYS < size:
+        order = np.argsort(keys)
+        found = np.empty(k, np.int64)
+        m = 0
+        for r in range(k):
+            key = keys[order[r]]
+            if m == 0 or found[m - 1] != key:
+                found[m] = key
+                m += 1
+            inverse[order[r]] = m - 1
+        return found[:m].copy(), inverse
+    seen = np.zeros(size, np.bool_)
+    for r in range(k):
+        seen[keys[r]] = True
+    slot = np.empty(size, np.int64)  # read only where seen
+    m = 0
+    for c in range(size):
+        if seen[c]:
+            slot[c] = m
+            m += 1
+    found = np.empty(m, np.int64)
+    for c in range(size):
+        if seen[c]:
+            found[slot[c]] = c
+    for r in range(k):
+        inverse[r] = slot[keys[r]]
+    return found, inverse
+
+
+@numba.njit(cache=True, nogil=True)
+def _order_update(ids, change, counts, totals, buckets, context, suffix, n_context, n_suffix):
+    """One order of :func:`kn_update`, fused: the changed n-grams' new counts; their contexts
+    (sorted, distinct) with new totals and buckets; the change in counts of counts; and the
+    next order's changed ids and changes (suffixes whose continuation count moves). Arrays
+    past their end read as 0 (n-grams and contexts the base lacks)."""
+    k = ids.shape[0]
+    new = np.empty(k, np.int64)
+    moved = np.zeros(6, np.int64)
+    contexts = np.empty(k, np.int64)
+    for i in range(k):
+        old = counts[ids[i]] if ids[i] < counts.shape[0] else 0
+        new[i] = old + change[i]
+        moved[min(new[i], 5)] += 1
+        moved[min(old, 5)] -= 1
+        contexts[i] = context[ids[i]]
+    moved[0] = 0  # n-grams counted 0 times count for nothing
+    where, at = _group(contexts, n_context)
+    m = where.shape[0]
+    sums = np.zeros(m, np.int64)
+    kinds = np.zeros((m, 3), np.int64)
+    for p in range(m):
+        c = where[p]
+        if c < totals.shape[0]:
+            sums[p] = totals[c]
+            for b in range(3):
+                kinds[p, b] = buckets[c, b]
+    flipped = 0
+    for i in range(k):
+        p = at[i]
+        old = new[i] - change[i]
+        sums[p] += change[i]
+        if old > 0:
+            kinds[p, min(old, 3) - 1] -= 1
+        if new[i] > 0:
+            kinds[p, min(new[i], 3) - 1] += 1
+        if (new[i] > 0) != (old > 0):
+            flipped += 1
+    if n_suffix == 0 or flipped == 0:
+        none = np.zeros(0, np.int64)
+        return new, where, sums, kinds, moved, none, none
+    below = np.empty(flipped, np.int64)
+    flips = np.empty(flipped, np.int64)
+    q = 0
+    for i in range(k):
+        old = new[i] - change[i]
+        if (new[i] > 0) != (old > 0):
+            below[q] = suffix[ids[i]]
+            flips[q] = 1 if new[i] > 0 else -1
+            q += 1
+    found, inverse = _group(below, n_suffix)
+    net = np.zeros(found.shape[0], np.int64)
+    for q in range(flipped):
+        net[inverse[q]] += flips[q]
+    keep = net != 0
+    return new, where, sums, kinds, moved, found[keep], net[keep]
