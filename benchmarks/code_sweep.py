@@ -244,6 +244,8 @@ class Breakdown:
     fast: list[float] = field(default_factory=list)
     plain: list[float] = field(default_factory=list)
     judge: list[float] = field(default_factory=list)
+    #: Per strike size, every scenario's (fast fit, plain fit) seconds, over all runs.
+    by_size: dict[float, list[tuple[float, float]]] = field(default_factory=dict)
 
 
 def breakdown(spec: Spec, data: CodeCorpus, scenarios: Scenarios, into: Breakdown) -> None:
@@ -255,11 +257,14 @@ def breakdown(spec: Spec, data: CodeCorpus, scenarios: Scenarios, into: Breakdow
     fast, took = timed(lambda: learner.fast_path(base))
     into.prepare.append(took.wall)
     fast_s, plain_s, judge_s = [], [], []
-    for delta, participants in zip(scenarios.deltas, scenarios.participants, strict=True):
+    for delta, participants, sc in zip(
+        scenarios.deltas, scenarios.participants, scenarios.plan, strict=True
+    ):
         model, took = timed(lambda delta=delta: next(iter(fast.fit_many([delta]))))
         fast_s.append(took.wall)
-        _, took = timed(lambda delta=delta: learner.fit(delta.apply(base)))
-        plain_s.append(took.wall)
+        _, plain_took = timed(lambda delta=delta: learner.fit(delta.apply(base)))
+        plain_s.append(plain_took.wall)
+        into.by_size.setdefault(sc.collective.size, []).append((took.wall, plain_took.wall))
         member = np.zeros(data.n_contributors, dtype=bool)
         member[participants] = True
         groups = {"everyone": np.ones_like(member), "participants": member}
@@ -546,6 +551,13 @@ def times(ratio: float, bound: bool = False) -> str:
     return f"{'≥' if bound else ''}{text}×"
 
 
+def peak_gib() -> float:
+    """The process's peak resident memory so far (Linux reports kilobytes)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def report(rows: list[Row], args: argparse.Namespace, store_dir: str) -> bool:
     sizes = ", ".join(f"{100 * s:g} %" for s in SIZES)
     print(
@@ -630,6 +642,16 @@ def report(rows: list[Row], args: argparse.Namespace, store_dir: str) -> bool:
             f"{1e3 * r.per_scenario(r.peer, r.peer_scenarios):9.0f} "
             f"{1e3 * peer_fit:9.0f} {1e3 * peer_score:9.0f}"
         )
+    print("\nfast fit against a refit by strike size, ms (medians over draws and runs)")
+    for r in rows:
+        for size, pairs in sorted(r.parts.by_size.items()):
+            fast = statistics.median(f for f, _ in pairs)
+            plain = statistics.median(p for _, p in pairs)
+            print(
+                f"  {r.corpus:<8} {100 * size:5.3g} %  fast {1e3 * fast:7.1f}  refit "
+                f"{1e3 * plain:7.1f}  {plain / fast:6.0f}×"
+            )
+    print(f"\npeak memory of this process (datalever's and NLTK's sides): {peak_gib():.2f} GiB")
     print(
         f"\n{METRIC}, NLTK's scenarios (first run): datalever's stored value (all positions);"
         " the positions NLTK scored and those it\ngives probability 0 (tokens never seen in"
