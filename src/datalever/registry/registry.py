@@ -9,6 +9,7 @@ moment are exactly those up to one id, the snapshot id a decision reports.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -521,15 +522,7 @@ class Registry:
             return None
         digest = _hash_token(token)
         with self._read("checking a token") as conn:
-            row = conn.execute(
-                sa.select(
-                    s.api_tokens.c.id,
-                    s.api_tokens.c.token_hash,
-                    s.api_tokens.c.scope,
-                    s.api_tokens.c.account_id,
-                    s.api_tokens.c.revoked_event_id,
-                ).where(s.api_tokens.c.token_hash == digest)
-            ).first()
+            row = conn.execute(_TOKEN, {"digest": digest}).first()
         stored = row[1] if row is not None else "0" * 64
         if not hmac.compare_digest(stored, digest) or row is None or row[4] is not None:
             return None
@@ -560,10 +553,9 @@ class Registry:
             return self._snapshot(conn, as_of)
 
     def _snapshot(self, conn: sa.Connection, as_of: datetime | str | None) -> int:
-        q = sa.select(sa.func.max(s.events.c.id))
-        if as_of is not None:
-            q = q.where(s.events.c.at_us <= _to_us(_as_time(as_of)))
-        return int(conn.execute(q).scalar() or 0)
+        if as_of is None:
+            return int(conn.execute(_LAST_EVENT).scalar() or 0)
+        return int(conn.execute(_LAST_EVENT_AT, {"at": _to_us(_as_time(as_of))}).scalar() or 0)
 
     def events(self, account_id: int | None = None, *, as_of: datetime | str | None = None):
         """The event log (oldest first) as dicts, for one account or for all."""
@@ -651,22 +643,13 @@ class Registry:
     def _policy(
         self, conn: sa.Connection, dataset: str, snap: int, as_of: object
     ) -> tuple[int, str]:
-        row = conn.execute(sa.select(s.datasets.c.id).where(s.datasets.c.name == dataset)).first()
+        row = conn.execute(_DATASET, {"name": dataset}).first()
         if row is None:
             raise DataleverError(
                 f"Unknown dataset {str(dataset)[:120]!r}: it has no declared policy.",
                 "declare it first (set_dataset_policy(name, 'opt-in' or 'opt-out')).",
             )
-        policy = conn.execute(
-            sa.select(s.events.c.value)
-            .where(
-                s.events.c.kind == "dataset_policy_set",
-                s.events.c.dataset_id == row[0],
-                s.events.c.id <= snap,
-            )
-            .order_by(s.events.c.id.desc())
-            .limit(1)
-        ).scalar()
+        policy = conn.execute(_POLICY, {"dataset_id": row[0], "snap": snap}).scalar()
         if policy is None:
             raise DataleverError(
                 f"The dataset {dataset[:120]!r} had no declared policy as of {as_of}.",
@@ -706,42 +689,10 @@ class Registry:
         ``snap``: one query, whatever the number of works."""
         if not refs:
             return {}
-        payload = sa.literal(json.dumps(refs))
-        if conn.dialect.name == "postgresql":
-            wanted = sa.func.json_array_elements_text(sa.cast(payload, sa.JSON)).table_valued(
-                "value"
-            )
-        else:
-            wanted = sa.func.json_each(payload).table_valued("value")
-        w, e = s.works, s.events
-        ranked = (
-            sa.select(
-                w.c.ref,
-                e.c.id,
-                e.c.at_us,
-                e.c.value,
-                e.c.purpose,
-                e.c.work_id,
-                sa.func.row_number()
-                .over(partition_by=w.c.ref, order_by=e.c.id.desc())
-                .label("rank"),
-            )
-            .select_from(
-                wanted.join(w, w.c.ref == wanted.c.value).join(
-                    e,
-                    sa.and_(
-                        e.c.account_id == w.c.account_id,
-                        e.c.kind == "preference_set",
-                        sa.or_(e.c.work_id == w.c.id, e.c.work_id.is_(None)),
-                        e.c.purpose.in_(chain),
-                        e.c.id <= snap,
-                    ),
-                )
-            )
-            .where(w.c.event_id <= snap)
-            .subquery()
-        )
-        rows = conn.execute(sa.select(ranked).where(ranked.c.rank == 1)).all()
+        rows = conn.execute(
+            _latest_statements_query(conn.dialect.name),
+            {"refs": json.dumps(refs), "chain": list(chain), "snap": snap},
+        ).all()
         return {row.ref: row for row in rows}
 
     @staticmethod
@@ -755,6 +706,69 @@ class Registry:
         ).first()
         if found is None:
             raise DataleverError(f"No account {account_id}.", "create the account first.")
+
+
+# The statements of every check, built once with bound parameters: building them per call cost
+# more than running them.
+_TOKEN = sa.select(
+    s.api_tokens.c.id,
+    s.api_tokens.c.token_hash,
+    s.api_tokens.c.scope,
+    s.api_tokens.c.account_id,
+    s.api_tokens.c.revoked_event_id,
+).where(s.api_tokens.c.token_hash == sa.bindparam("digest"))
+_LAST_EVENT = sa.select(sa.func.max(s.events.c.id))
+_LAST_EVENT_AT = _LAST_EVENT.where(s.events.c.at_us <= sa.bindparam("at"))
+_DATASET = sa.select(s.datasets.c.id).where(s.datasets.c.name == sa.bindparam("name"))
+_POLICY = (
+    sa.select(s.events.c.value)
+    .where(
+        s.events.c.kind == "dataset_policy_set",
+        s.events.c.dataset_id == sa.bindparam("dataset_id"),
+        s.events.c.id <= sa.bindparam("snap"),
+    )
+    .order_by(s.events.c.id.desc())
+    .limit(1)
+)
+
+
+@functools.cache
+def _latest_statements_query(dialect: str) -> sa.Select:
+    """For the works in the JSON list ``refs``, the latest preference event at or before
+    ``snap`` about the work or its whole account, for a purpose in ``chain``."""
+    payload = sa.bindparam("refs", type_=sa.String)
+    if dialect == "postgresql":
+        wanted = sa.func.json_array_elements_text(sa.cast(payload, sa.JSON)).table_valued("value")
+    else:
+        wanted = sa.func.json_each(payload).table_valued("value")
+    w, e = s.works, s.events
+    snap = sa.bindparam("snap")
+    ranked = (
+        sa.select(
+            w.c.ref,
+            e.c.id,
+            e.c.at_us,
+            e.c.value,
+            e.c.purpose,
+            e.c.work_id,
+            sa.func.row_number().over(partition_by=w.c.ref, order_by=e.c.id.desc()).label("rank"),
+        )
+        .select_from(
+            wanted.join(w, w.c.ref == wanted.c.value).join(
+                e,
+                sa.and_(
+                    e.c.account_id == w.c.account_id,
+                    e.c.kind == "preference_set",
+                    sa.or_(e.c.work_id == w.c.id, e.c.work_id.is_(None)),
+                    e.c.purpose.in_(sa.bindparam("chain", expanding=True)),
+                    e.c.id <= snap,
+                ),
+            )
+        )
+        .where(w.c.event_id <= snap)
+        .subquery()
+    )
+    return sa.select(ranked).where(ranked.c.rank == 1)
 
 
 def _decision(ref: str, policy: str, purpose: str, snap: int, row: sa.Row | None) -> Decision:
