@@ -4,8 +4,11 @@ PostgreSQL.
 
     python benchmarks/registry_load.py [--postgres postgresql://USER@HOST/DB] [--quick]
 
-The server runs in its own process (uvicorn, one worker) so that client and server each have a
-core of a 2-core machine. The serve command's rate limiter (20 requests/s per token) would turn
+The server runs in processes of its own (uvicorn; ``--workers`` of them share the port, as
+``datalever registry serve --workers N`` does). Single checks come from ``wrk`` (Debian's
+package: a C load generator that costs the machine little) when it is installed, else from
+async httpx clients in this process, which cost more CPU per request than the server does
+(``--client`` chooses). The serve command's rate limiter (20 requests/s per token) would turn
 most of this load into 429s, so the server is started with the limiter off unless --limiter says
 otherwise; 429s are counted apart from failures.
 """
@@ -16,6 +19,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -45,6 +49,7 @@ limits = {"off": None, "default": RateLimit(), "high": RateLimit(1e9, 10**9)}
 registry = Registry(url)
 app = create_app(registry, admin_token=admin, rate_limit=limits[limiter])
 config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+print("ready", flush=True)
 uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
 """
 
@@ -64,23 +69,39 @@ class Server:
 
 
 @contextmanager
-def serve(url: str, *, limiter: str = "off", admin_token: str = "") -> Iterator[Server]:
-    """The registry at ``url`` served by uvicorn in a child process, until the block ends."""
+def serve(
+    url: str, *, limiter: str = "off", admin_token: str = "", workers: int = 1
+) -> Iterator[Server]:
+    """The registry at ``url`` served by uvicorn in child processes sharing one listening
+    socket (``workers`` of them; the first is the one ``Server`` names), until the block
+    ends."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     paths = [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVER_CODE, url, str(sock.fileno()), limiter, admin_token],
-        pass_fds=[sock.fileno()],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", SERVER_CODE, url, str(sock.fileno()), limiter, admin_token],
+            pass_fds=[sock.fileno()],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(workers)
+    ]
+    process = processes[0]
     server = Server(f"http://127.0.0.1:{sock.getsockname()[1]}", process)
-    sock.close()  # the child holds its own copy
+    sock.close()  # the children hold their own copies
     try:
+        # Every worker up before any load: keep-alive connections opened while only one
+        # listens would all stay on it.
+        for other in processes:
+            said = []
+            while (line := other.stdout.readline()) and line.strip() != b"ready":
+                said.append(line.decode(errors="replace"))  # warnings before it starts
+            if not line:
+                raise RuntimeError(f"a server exited: {''.join(said)}")
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -95,13 +116,15 @@ def serve(url: str, *, limiter: str = "off", admin_token: str = "") -> Iterator[
             time.sleep(0.05)
         yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        process.stdout.close()
+        for other in processes:
+            if other.poll() is None:
+                other.terminate()
+                try:
+                    other.wait(10)
+                except subprocess.TimeoutExpired:
+                    other.kill()
+                    other.wait(10)
+            other.stdout.close()
 
 
 @contextmanager
@@ -223,6 +246,65 @@ async def single_checks(
     return seen
 
 
+WRK_SCRIPT = """
+paths = {%s}
+i = 0
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+def _ms(text: str) -> float:
+    for unit in ("us", "ms", "s", "m"):
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(text[: -len(unit)]) * _UNITS[unit]
+    raise ValueError(f"not a wrk duration: {text!r}")
+
+
+def wrk_checks(base: str, token: str, works: list[str], seconds: float, concurrency: int):
+    """Single checks of 1,000 random works, in turn, from ``wrk`` with ``concurrency``
+    connections for ``seconds``: (requests/s, p50 ms, p99 ms, answered, non-2xx)."""
+    from urllib.parse import quote
+
+    rng = random.Random(7)
+    paths = ",".join(
+        f'"/v1/checks?dataset=big&purpose={rng.choice(("train-ai", "train-genai"))}'
+        f'&work={quote(w, safe="")}"'
+        for w in rng.sample(works, min(1000, len(works)))
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % paths)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency",
+             "-s", script.name, "-H", f"Authorization: Bearer {token}", base],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    fields = {}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] in ("50%", "99%"):
+            fields[words[0]] = _ms(words[1])
+        elif line.startswith("Requests/sec:"):
+            fields["rps"] = float(words[1])
+        elif "requests in" in line:
+            fields["answered"] = int(words[0])
+        elif line.strip().startswith("Non-2xx"):
+            fields["non2xx"] = int(words[-1])
+    return (
+        fields["rps"],
+        fields["50%"],
+        fields["99%"],
+        fields["answered"],
+        fields.get("non2xx", 0),
+    )
+
+
 def bulk_checks(base: str, token: str, works: list[str], repeats: int) -> tuple[list[float], int]:
     """Wall times of ``repeats`` POST /v1/checks of every work (after one untimed call), and
     how many calls failed."""
@@ -246,28 +328,36 @@ def measure(url: str, backend: str, args: argparse.Namespace) -> tuple[list[list
     started = time.perf_counter()
     works, token = seed(url, args.works)
     seeded = time.perf_counter() - started
-    with serve(url, limiter=args.limiter) as server:
+    with serve(url, limiter=args.limiter, workers=args.workers) as server:
         warm = asyncio.run(single_checks(server.base, token, works, 200, args.concurrency, 30))
-        singles = asyncio.run(
-            single_checks(
-                server.base, token, works, args.requests, args.concurrency, args.max_seconds
+        if args.client == "wrk":
+            rps, p50, p99, done, non2xx = wrk_checks(
+                server.base, token, works, args.seconds, args.concurrency
             )
-        )
+            singles = Singles(seconds=done / rps if rps else 0.0)
+            singles.failed = {"non-2xx": non2xx} if non2xx else {}
+        else:
+            singles = asyncio.run(
+                single_checks(
+                    server.base, token, works, args.requests, args.concurrency, args.max_seconds
+                )
+            )
+            rps, done = singles.rps, len(singles.latencies)
+            p50, p99 = singles.percentile_ms(0.50), singles.percentile_ms(0.99)
         times, bulk_failed = bulk_checks(server.base, token, works, args.repeats)
     failed = sum(singles.failed.values()) + sum(warm.failed.values()) + bulk_failed
-    p50, p99 = singles.percentile_ms(0.50), singles.percentile_ms(0.99)
     bulk = statistics.median(times) if times else float("nan")
     n = len(works)
 
     def met(ok: bool) -> str:
         return "yes" if ok else "NO"
 
-    done = len(singles.latencies)
     rows = [
         [backend, f"seeded {n:,} works", f"{seeded:.1f} s", "", ""],
-        [backend, "single checks answered", f"{done:,} in {singles.seconds:.1f} s", "", ""],
-        [backend, "single checks, requests/s", f"{singles.rps:.0f}", f">= {GOAL_RPS:.0f}",
-         met(singles.rps >= GOAL_RPS)],
+        [backend, f"single checks answered ({args.client})",
+         f"{done:,} in {singles.seconds:.1f} s", "", ""],
+        [backend, "single checks, requests/s", f"{rps:.0f}", f">= {GOAL_RPS:.0f}",
+         met(rps >= GOAL_RPS)],
         [backend, "single check p50 / p99", f"{p50:.1f} / {p99:.1f} ms",
          f"p99 < {GOAL_P99_MS:.0f} ms", met(p99 < GOAL_P99_MS)],
         [backend, f"bulk check of {n:,} works, median", f"{bulk:.3f} s",
@@ -294,15 +384,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limiter", choices=("off", "high", "default"), default="off",
                         help="the server's rate limiter: off; on with a limit never reached "
                         "(its cost); or the serve command's 20/s per token")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="server processes on the port")
+    parser.add_argument("--client", choices=("wrk", "httpx"),
+                        default="wrk" if shutil.which("wrk") else "httpx",
+                        help="the single checks' load generator (default: wrk if installed)")
+    parser.add_argument("--seconds", type=float, default=15, help="wrk's run, in seconds")
     parser.add_argument("--quick", action="store_true", help="a small smoke run (seconds)")
     args = parser.parse_args(argv)
     if args.quick:
         args.works, args.requests, args.repeats = 500, 300, 2
-        args.concurrency, args.max_seconds = 4, 20
+        args.concurrency, args.max_seconds, args.seconds = 4, 20, 2
     load = os.getloadavg()
     print(
         f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-        f"limiter {args.limiter}; {args.concurrency} single checks in flight"
+        f"limiter {args.limiter}; {args.concurrency} single checks in flight; "
+        f"{args.workers} server process(es); client {args.client}"
     )
     rows, failed = [], 0
     with tempfile.TemporaryDirectory() as folder:

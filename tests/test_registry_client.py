@@ -122,6 +122,49 @@ def test_refusals_by_the_real_app_are_all_reserved(registry):
         assert "HTTP 401" in got[0].rule and "Unknown or revoked" in got[0].rule
 
 
+def test_serve_with_two_worker_processes(tmp_path, registry):
+    """Two server processes share the port and the registry; without a shared secret the
+    command refuses to start them."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable,
+        "-c",
+        "from datalever.registry.cli import registry_app; registry_app()",
+        "serve",
+        "--url",
+        str(tmp_path / "registry.sqlite"),
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("DATALEVER_REGISTRY")}
+    refused = subprocess.run(command, env=bare, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "DATALEVER_REGISTRY_SECRET" in refused.stderr
+    env = bare | {"DATALEVER_REGISTRY_SECRET": "s" * 40}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert httpx.get(f"{base}/v1/health").json()["status"] == "ok"
+                break
+            except httpx.HTTPError:
+                assert server.poll() is None, server.stdout.read().decode()
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        with RegistryClient(base, registry.issue_token("pipeline")) as client:
+            for _ in range(20):  # spread over both workers
+                got = client.check("crawl", WORKS, "train-ai")
+                assert [d.outcome for d in got] == ["reserved", "allowed", "allowed"]
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
 def test_serve_command_in_a_subprocess(tmp_path, registry):
     """The real command line: uvicorn in its own process, the admin secret from a file."""
     secret = tmp_path / "admin-token"

@@ -581,6 +581,25 @@ def _proofs(request: Request) -> DomainProofs:
     return proofs
 
 
+def app_from_environment() -> FastAPI:
+    """The app as the environment describes it, for server processes started by name (several
+    workers): the registry ``DATALEVER_REGISTRY``, the bootstrap admin token
+    ``DATALEVER_REGISTRY_ADMIN_TOKEN`` and, with ``DATALEVER_REGISTRY_RATE_LIMIT=off``, no rate
+    limit (for load measurements behind a limiter of one's own)."""
+    import os
+
+    limit = os.environ.get("DATALEVER_REGISTRY_RATE_LIMIT", "on")
+    if limit not in ("on", "off"):
+        raise DataleverError(
+            f"DATALEVER_REGISTRY_RATE_LIMIT is {limit[:20]!r}.", "set it to on or off."
+        )
+    return create_app(
+        Registry(os.environ.get("DATALEVER_REGISTRY") or None),
+        admin_token=os.environ.get("DATALEVER_REGISTRY_ADMIN_TOKEN") or None,
+        rate_limit=RateLimit() if limit == "on" else None,
+    )
+
+
 # Who may call a route, by scope; an account's own routes then also check the account.
 OwnerOrAdmin = Annotated[TokenInfo, Depends(allow("contributor", "admin"))]
 Owner = Annotated[TokenInfo, Depends(allow("contributor"))]

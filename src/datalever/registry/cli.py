@@ -15,6 +15,8 @@ from rich.text import Text
 from datalever.errors import DataleverError
 
 ADMIN_TOKEN_ENV = "DATALEVER_REGISTRY_ADMIN_TOKEN"
+URL_ENV = "DATALEVER_REGISTRY"
+SECRET_ENV = "DATALEVER_REGISTRY_SECRET"
 
 registry_app = typer.Typer(
     help="The consent registry: who reserved or allowed which works, served over HTTP.",
@@ -89,6 +91,15 @@ def serve(
             help=f"A file holding the bootstrap admin token (or set {ADMIN_TOKEN_ENV}).",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port (one core each); more than one needs "
+            "DATALEVER_REGISTRY_SECRET (or _FILE) so that they share sessions and challenges.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the registry's HTTP API (JSON under /v1; the schema at /openapi.json)."""
     import uvicorn
@@ -96,8 +107,32 @@ def serve(
     from datalever.registry.api import create_app
 
     registry = _open(url)
-    app = create_app(registry, admin_token=read_admin_token(admin_token_file))
+    admin_token = read_admin_token(admin_token_file)
     console.print(f"Serving the registry {registry.shown} on http://{host}:{port}/v1")
+    if workers > 1:
+        if not (os.environ.get(SECRET_ENV) or os.environ.get(f"{SECRET_ENV}_FILE")):
+            registry.close()
+            raise DataleverError(
+                f"{workers} workers would each make up their own secret, so a web session or "
+                "a domain challenge from one would fail on another.",
+                f"set {SECRET_ENV} (a long random value) or {SECRET_ENV}_FILE.",
+            )
+        # The workers open the registry themselves, from the environment.
+        os.environ[URL_ENV] = str(registry.engine.url.render_as_string(hide_password=False))
+        if admin_token is not None:
+            os.environ[ADMIN_TOKEN_ENV] = admin_token
+        registry.close()
+        uvicorn.run(
+            "datalever.registry.api:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            server_header=False,
+        )
+        return
+    app = create_app(registry, admin_token=admin_token)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
     finally:
