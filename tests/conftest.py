@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sysconfig
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +110,45 @@ def code_table(tmp_path_factory) -> Path:
                 row = {"repo": package, "path": str(f.relative_to(root)), "text": f.read_text()}
                 out.write(json.dumps(row) + "\n")
     return path
+
+
+# --- the consent registry ---------------------------------------------------------------------
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    """A clock a registry test moves by hand, so as-of times are exact."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, days: float = 1) -> datetime:
+        self.now += timedelta(days=days)
+        return self.now
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_url(request, tmp_path):
+    """A new registry's location: a SQLite file, and a throwaway PostgreSQL database when
+    DATALEVER_TEST_POSTGRES names a server."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "registry.sqlite")
+        return
+    server = os.environ.get("DATALEVER_TEST_POSTGRES")
+    if not server:
+        pytest.skip("set DATALEVER_TEST_POSTGRES to test a PostgreSQL registry")
+    pytest.importorskip("psycopg")
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"datalever_reg_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()

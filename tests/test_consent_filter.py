@@ -9,7 +9,7 @@ import json
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -23,16 +23,7 @@ from datalever.registry.filter import RemoteRegistry, filter_dataset, filter_lis
 from datalever.tasks import load_section
 from datalever.tasks.classify.data import load_examples_table
 from datalever.tasks.code.corpus import load_table as load_code_table
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.conftest import T0, Clock
 
 
 def data_spec(section: dict, family: str):

@@ -3,7 +3,7 @@ beside random sets as large; through the engine, the store and the summary."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -17,8 +17,7 @@ from datalever.registry.contributors import contributor_work, reserved_contribut
 from datalever.scenarios import plan
 from datalever.spec import load_spec
 from datalever.store import ResultsStore
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+from tests.conftest import T0, Clock
 
 SPEC = """
 name = "opt-out"
@@ -54,14 +53,6 @@ def spec_in(folder, as_of: str = "2026-01-02T00:00:00Z", change: tuple[str, str]
     path = folder / "optout.toml"
     path.write_text(SPEC.format(as_of=as_of).replace(*change))
     return load_spec(path)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

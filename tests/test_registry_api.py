@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -32,23 +31,9 @@ A_WORK = "https://ann.example/a.png"
 B_WORK = "https://bob.example/b.png"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "registry.sqlite")
-        return
-    server = os.environ.get("DATALEVER_TEST_POSTGRES")
-    if not server:
-        pytest.skip("set DATALEVER_TEST_POSTGRES to test a PostgreSQL registry")
-    pytest.importorskip("psycopg")
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"datalever_api_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.dispose()
+@pytest.fixture
+def url(registry_url: str) -> str:
+    return registry_url
 
 
 @pytest.fixture

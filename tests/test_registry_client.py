@@ -122,6 +122,19 @@ def test_refusals_by_the_real_app_are_all_reserved(registry):
         assert "HTTP 401" in got[0].rule and "Unknown or revoked" in got[0].rule
 
 
+def wait_until_serving(server: subprocess.Popen, base: str, seconds: float) -> None:
+    """Until the server at ``base`` answers its health check (it must not exit first)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            assert httpx.get(f"{base}/v1/health").json()["status"] == "ok"
+            return
+        except httpx.HTTPError:
+            assert server.poll() is None, server.stdout.read().decode()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+
+
 def test_serve_with_two_worker_processes(tmp_path, registry):
     """Two server processes share the port and the registry; without a shared secret the
     command refuses to start them."""
@@ -147,15 +160,7 @@ def test_serve_with_two_worker_processes(tmp_path, registry):
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                assert httpx.get(f"{base}/v1/health").json()["status"] == "ok"
-                break
-            except httpx.HTTPError:
-                assert server.poll() is None, server.stdout.read().decode()
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+        wait_until_serving(server, base, 60)
         with RegistryClient(base, registry.issue_token("pipeline")) as client:
             for _ in range(20):  # spread over both workers
                 got = client.check("crawl", WORKS, "train-ai")
@@ -188,15 +193,7 @@ def test_serve_command_in_a_subprocess(tmp_path, registry):
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert httpx.get(f"{base}/v1/health").json()["status"] == "ok"
-                break
-            except httpx.HTTPError:
-                assert server.poll() is None, server.stdout.read().decode()
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+        wait_until_serving(server, base, 30)
         me = httpx.get(f"{base}/v1/me", headers={"Authorization": f"Bearer {'z' * 48}"})
         assert me.json() == {"scope": "admin", "account_id": None}
         with RegistryClient(base, registry.issue_token("pipeline")) as client:

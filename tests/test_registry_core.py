@@ -5,11 +5,9 @@ Every test runs on SQLite, and on PostgreSQL too when DATALEVER_TEST_POSTGRES na
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,41 +16,12 @@ import sqlalchemy as sa
 from datalever.errors import DataleverError
 from datalever.registry import Registry, parse_work, purpose_chain
 from datalever.registry.schema import VERSION_TABLE
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Clock:
-    """A clock the test moves by hand, so as-of times are exact."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, days: float = 1) -> datetime:
-        self.now += timedelta(days=days)
-        return self.now
+from tests.conftest import T0, Clock
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "registry.sqlite")
-        return
-    server = os.environ.get("DATALEVER_TEST_POSTGRES")
-    if not server:
-        pytest.skip("set DATALEVER_TEST_POSTGRES to test a PostgreSQL registry")
-    pytest.importorskip("psycopg")
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"datalever_reg_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.dispose()
+@pytest.fixture
+def url(registry_url: str) -> str:
+    return registry_url
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -38,17 +37,9 @@ finally:
 PURPOSES = ("train-ai", "train-genai", "search")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "registry.sqlite")
-        return
-    server = os.environ.get("DATALEVER_TEST_POSTGRES")
-    if not server:
-        pytest.skip("set DATALEVER_TEST_POSTGRES to test a PostgreSQL registry")
-    pytest.importorskip("psycopg")
-    with registry_load.postgres_database(server) as database:
-        yield database
+@pytest.fixture
+def url(registry_url: str) -> str:
+    return registry_url
 
 
 class Setup:

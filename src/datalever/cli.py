@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from datalever import __version__
+from datalever.console import console, err_console, exits_on_problems, print_problem
 from datalever.data.guard import shown
 from datalever.errors import DataleverError
 from datalever.registry.cli import registry_app
@@ -45,35 +46,27 @@ consent_app = typer.Typer(
 app.add_typer(consent_app, name="consent")
 app.add_typer(registry_app, name="registry")
 
-# No console markup anywhere: user-supplied text (run ids, paths, names) is shown as given.
-console = Console(markup=False, highlight=False)
 # Notes from loading data (duplicates dropped, say) are printed by the commands themselves.
 logging.getLogger("datalever.data").addHandler(logging.NullHandler())
-err_console = Console(stderr=True, markup=False, highlight=False)
 
 #: The most worker processes a command accepts (more than any machine's cores is a typo).
 MAX_JOBS = 1024
 
 
 def friendly(command: Callable) -> Callable:
-    """User-fixable problems print one paragraph and exit 2, never a traceback."""
+    """User-fixable problems print one paragraph and exit 2, never a traceback; a run that
+    runs out of memory or is interrupted says that its finished scenarios are stored."""
+    checked = exits_on_problems(command)
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
-        except DataleverError as e:
-            err_console.print(Text.assemble(("Error: ", "bold red"), str(e)), soft_wrap=True)
-            raise typer.Exit(2) from None
+            return checked(*args, **kwargs)
         except MemoryError:
-            err_console.print(
-                Text.assemble(
-                    ("Error: ", "bold red"),
-                    "This machine ran out of memory for the run; every finished scenario is "
-                    "stored. Fix: use fewer jobs (each worker holds its own models), a smaller "
-                    "dataset or smaller learner parameters, or a machine with more memory.",
-                ),
-                soft_wrap=True,
+            print_problem(
+                "This machine ran out of memory for the run; every finished scenario is "
+                "stored. Fix: use fewer jobs (each worker holds its own models), a smaller "
+                "dataset or smaller learner parameters, or a machine with more memory."
             )
             raise typer.Exit(2) from None
         except KeyboardInterrupt:

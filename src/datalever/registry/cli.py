@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
+from datalever.console import console, exits_on_problems
 from datalever.errors import DataleverError
 
 ADMIN_TOKEN_ENV = "DATALEVER_REGISTRY_ADMIN_TOKEN"
@@ -24,8 +21,6 @@ registry_app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-console = Console(markup=False, highlight=False)
-err_console = Console(stderr=True, markup=False, highlight=False)
 
 UrlOpt = Annotated[
     str | None,
@@ -36,20 +31,6 @@ UrlOpt = Annotated[
         envvar="DATALEVER_REGISTRY",
     ),
 ]
-
-
-def _friendly(command: Callable) -> Callable:
-    """A problem the user can fix prints one paragraph and exits 2, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except DataleverError as e:
-            err_console.print(Text.assemble(("Error: ", "bold red"), str(e)), soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def _open(url: str | None):
@@ -79,7 +60,7 @@ def read_admin_token(path: Path | None) -> str | None:
 
 
 @registry_app.command()
-@_friendly
+@exits_on_problems
 def serve(
     url: UrlOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -140,7 +121,7 @@ def serve(
 
 
 @registry_app.command()
-@_friendly
+@exits_on_problems
 def account(
     name: Annotated[str, typer.Argument(help="The contributor's display name.")],
     url: UrlOpt = None,
@@ -151,7 +132,7 @@ def account(
 
 
 @registry_app.command()
-@_friendly
+@exits_on_problems
 def token(
     scope: Annotated[str, typer.Argument(help="contributor, pipeline or admin.")],
     account_id: Annotated[
