@@ -146,6 +146,14 @@ def test_a_list_of_works_urls_and_files(tmp_path):
     assert manifest["output"]["sha256"] == sha(tmp_path / "out" / "kept.txt")
 
 
+def test_a_list_that_is_a_device_is_refused_before_reading(tmp_path):
+    with Registry(tmp_path / "c.sqlite") as reg:
+        reg.set_dataset_policy("crawl", "opt-out")
+        with pytest.raises(DataleverError, match="not a regular file"):
+            filter_list(reg, "/dev/zero", "crawl", "train-ai", tmp_path / "out")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
 def test_an_unreachable_served_registry_drops_everything_and_says_why(tmp_path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from datalever.data.guard import regular_file
 from datalever.errors import DataleverError
 from datalever.registry.contributors import contributor_work
 from datalever.registry.registry import Decision
@@ -201,15 +202,16 @@ def filter_dataset(
 
 
 def _list_lines(path: Path) -> list[str]:
+    path = regular_file(path, "list of works")  # a device or a pipe would be read forever
     try:
-        size = path.stat().st_size
-        if size > MAX_LIST_BYTES:
+        with path.open("rb") as f:
+            raw = f.read(MAX_LIST_BYTES + 1)  # a file that grows while read stops here too
+        if len(raw) > MAX_LIST_BYTES:
             raise DataleverError(
-                f"The list {path} is {size:,} bytes; a list of works is at most "
-                f"{MAX_LIST_BYTES:,}.",
+                f"The list {path} is more than {MAX_LIST_BYTES:,} bytes, the most a list of "
+                "works may hold.",
                 "split it into smaller lists.",
             )
-        raw = path.read_bytes()
     except OSError as exc:
         raise DataleverError(
             f"Cannot read the list {path} ({exc.strerror or exc}).",
