@@ -317,9 +317,7 @@ def test_distinct_ids_equal_numpy_unique(size, data):
     and by sorting when they are few: both must give ``np.unique``'s ids and inverse."""
     from datalever.tasks.code.ngram_counts import _group, distinct
 
-    keys = np.asarray(
-        data.draw(st.lists(st.integers(0, size - 1), max_size=400)), dtype=np.int64
-    )
+    keys = np.asarray(data.draw(st.lists(st.integers(0, size - 1), max_size=400)), dtype=np.int64)
     want_ids, want_inverse = np.unique(keys, return_inverse=True)
     for grouped in (distinct, _group):  # numpy's, and the compiled one of the update kernel
         ids, inverse = grouped(keys, size)

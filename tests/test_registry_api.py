@@ -56,9 +56,7 @@ def local_proofs() -> DomainProofs:
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = ["127.0.0.1"]
     resolver.port = port
-    return DomainProofs(
-        b"a test secret, long enough", resolver, 0.3, f"http://127.0.0.1:{port}"
-    )
+    return DomainProofs(b"a test secret, long enough", resolver, 0.3, f"http://127.0.0.1:{port}")
 
 
 class World:

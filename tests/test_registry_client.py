@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import socketserver
 import subprocess
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +25,7 @@ import uvicorn
 
 from datalever.errors import DataleverError
 from datalever.registry import Registry
+from datalever.registry import server as server_module
 from datalever.registry.api import create_app
 from datalever.registry.client import RegistryClient
 
@@ -168,6 +171,74 @@ def test_serve_with_two_worker_processes(tmp_path, registry):
     finally:
         server.terminate()
         server.wait(20)
+
+
+def _server_processes(pid: int) -> set[int]:
+    """The server processes the supervisor ``pid`` started (Linux's /proc)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.add(int(child))
+            except OSError:  # exited meanwhile
+                pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_serve_workers_replace_a_killed_process_and_refuse_a_taken_port(tmp_path, registry):
+    """A server process killed while serving is replaced and checks go on being answered; a
+    port another program listens on is a clear error, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        command = [
+            sys.executable,
+            "-c",
+            "from datalever.registry.cli import registry_app; registry_app()",
+            "serve",
+            "--url",
+            str(tmp_path / "registry.sqlite"),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ]
+        env = os.environ | {"DATALEVER_REGISTRY_SECRET": "s" * 40}
+        refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"Cannot listen on 127.0.0.1:{port}" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(server, base, 60)
+        deadline = time.monotonic() + 60
+        while len(workers := _server_processes(server.pid)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(float(server_module.START_GRACE_S))  # past the start-up grace
+        victim = max(workers)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while victim in (now := _server_processes(server.pid)) or len(now - workers) < 1:
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        with RegistryClient(base, registry.issue_token("pipeline")) as client:
+            for _ in range(20):
+                got = client.check("crawl", WORKS, "train-ai")
+                assert [d.outcome for d in got] == ["reserved", "allowed", "allowed"]
+        server.terminate()
+        server.wait(30)
+        assert server.returncode == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in now)  # all stopped
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(20)
 
 
 def test_serve_command_in_a_subprocess(tmp_path, registry):

@@ -330,6 +330,38 @@ def test_a_fresh_database_is_migrated_to_head_and_reopening_is_a_no_op(url, cloc
         assert hashlib.sha256(Path(url).read_bytes()).hexdigest() == digest
 
 
+def test_a_registry_from_the_first_release_opens_in_this_one(url, clock):
+    """A registry written at the first schema revision is upgraded in place on opening, and
+    keeps every record and every answer."""
+    from alembic import command
+    from alembic.config import Config
+
+    import datalever.registry.registry as module
+
+    reg = Registry(url, clock=clock)
+    ann = reg.create_account("ann")
+    reg.register_work(ann, "https://ann.example/a")
+    reg.set_dataset_policy("d", "opt-out")
+    reg.set_preference(ann, "train-ai", "reserved", work="https://ann.example/a")
+    before = reg.decide("d", ["https://ann.example/a", "https://x.example/"], "train-ai")
+    events = reg.events()
+    with reg._write("going back to the first revision") as conn:
+        config = Config()
+        config.set_main_option("script_location", str(Path(module.__file__).parent / "migrations"))
+        config.attributes["connection"] = conn
+        command.downgrade(config, "r0001")
+    assert reg.revision() == "r0001"
+    reg.close()
+    again = Registry(url, clock=clock)
+    assert again.revision() != "r0001"
+    with again.engine.connect() as conn:
+        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("events")}
+    assert "ix_events_dataset" in indexes
+    assert again.events() == events
+    assert again.decide("d", ["https://ann.example/a", "https://x.example/"], "train-ai") == before
+    again.close()
+
+
 def test_a_registry_from_a_newer_release_is_refused(url, clock):
     Registry(url, clock=clock).close()
     engine = sa.create_engine(url if "://" in url else f"sqlite:///{url}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,14 @@ registry_app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
+
+
+class LogLevel(enum.StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
 
 UrlOpt = Annotated[
     str | None,
@@ -77,47 +86,43 @@ def serve(
         typer.Option(
             min=1,
             max=64,
-            help="Server processes sharing the port (one core each); more than one needs "
-            "DATALEVER_REGISTRY_SECRET (or _FILE) so that they share sessions and challenges.",
+            help="Server processes on the port, each with a socket of its own (one core "
+            "each); more than one needs DATALEVER_REGISTRY_SECRET (or _FILE) so that they "
+            "share sessions and challenges.",
         ),
     ] = 1,
+    log_level: Annotated[
+        LogLevel, typer.Option(help="warning and above leave out the line per request.")
+    ] = LogLevel.info,
 ) -> None:
-    """Serve the registry's HTTP API (JSON under /v1; the schema at /openapi.json)."""
+    """Serve the registry's HTTP API (JSON under /v1; the schema at /openapi.json).
+    DATALEVER_REGISTRY_RATE_LIMIT=off turns the per-token rate limit off (behind a limiter of
+    your own)."""
     import uvicorn
 
-    from datalever.registry.api import create_app
+    from datalever.registry.api import app_from_environment
+    from datalever.registry.server import serve_processes
 
     registry = _open(url)
     admin_token = read_admin_token(admin_token_file)
     console.print(f"Serving the registry {registry.shown} on http://{host}:{port}/v1")
-    if workers > 1:
-        if not (os.environ.get(SECRET_ENV) or os.environ.get(f"{SECRET_ENV}_FILE")):
-            registry.close()
-            raise DataleverError(
-                f"{workers} workers would each make up their own secret, so a web session or "
-                "a domain challenge from one would fail on another.",
-                f"set {SECRET_ENV} (a long random value) or {SECRET_ENV}_FILE.",
-            )
-        # The workers open the registry themselves, from the environment.
-        os.environ[URL_ENV] = str(registry.engine.url.render_as_string(hide_password=False))
-        if admin_token is not None:
-            os.environ[ADMIN_TOKEN_ENV] = admin_token
+    if workers > 1 and not (os.environ.get(SECRET_ENV) or os.environ.get(f"{SECRET_ENV}_FILE")):
         registry.close()
-        uvicorn.run(
-            "datalever.registry.api:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            server_header=False,
+        raise DataleverError(
+            f"{workers} workers would each make up their own secret, so a web session or "
+            "a domain challenge from one would fail on another.",
+            f"set {SECRET_ENV} (a long random value) or {SECRET_ENV}_FILE.",
         )
+    # Every server process opens the registry itself, from the environment.
+    os.environ[URL_ENV] = str(registry.engine.url.render_as_string(hide_password=False))
+    if admin_token is not None:
+        os.environ[ADMIN_TOKEN_ENV] = admin_token
+    registry.close()
+    if workers > 1:
+        serve_processes(host, port, workers, log_level.value)
         return
-    app = create_app(registry, admin_token=admin_token)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
-    finally:
-        registry.close()
+    uvicorn.run(app_from_environment(), host=host, port=port, log_level=log_level.value,
+                server_header=False)  # fmt: skip
 
 
 @registry_app.command()

@@ -65,6 +65,9 @@ class TokenInfo:
     account_id: int | None
 
 
+POOL_SIZE = 40  # as many as the threads of a server process (anyio's default thread pool)
+
+
 def default_registry_url() -> str:
     """A SQLite file in the user data folder, so a registry needs no set-up."""
     import platformdirs
@@ -134,6 +137,9 @@ class Registry:
         if backend == "sqlite":
             self._check_sqlite(parsed)
         self.engine = self._make_engine(parsed, backend)
+        self._single = self.engine.execution_options(
+            isolation_level="AUTOCOMMIT", registry_single=True
+        )
         try:
             self._migrate()
         except BaseException:
@@ -171,7 +177,12 @@ class Registry:
         elif "connect_timeout" not in url.query:
             args = {"connect_timeout": 10}
         try:
-            engine = sa.create_engine(url, connect_args=args)
+            # Connections kept open for every request a server process answers at once (its
+            # thread pool): one opened and closed per request under load cost a PostgreSQL
+            # backend's start-up each time, and tail latencies of a quarter of a second.
+            engine = sa.create_engine(
+                url, connect_args=args, pool_size=POOL_SIZE, max_overflow=POOL_SIZE
+            )
         except ImportError as e:
             raise DataleverError(
                 f"The registry {self.shown!r} needs the database driver {e.name or e}, which "
@@ -192,7 +203,10 @@ class Registry:
 
             @sa_event.listens_for(engine, "begin")
             def _begin(conn: sa.Connection) -> None:
-                write = conn.get_execution_options().get("registry_write", False)
+                options = conn.get_execution_options()
+                if options.get("registry_single", False):
+                    return  # one statement, atomic on its own (see _read_one)
+                write = options.get("registry_write", False)
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
@@ -262,6 +276,19 @@ class Registry:
     def _read(self, action: str) -> Iterator[sa.Connection]:
         try:
             with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except DataleverError:
+            raise
+        except SQLAlchemyError as e:
+            raise self._translate(e, action) from None
+
+    @contextmanager
+    def _read_one(self, action: str) -> Iterator[sa.Connection]:
+        """A connection for one statement, run outside an explicit transaction: a single
+        statement already sees one consistent state, and BEGIN and COMMIT would cost two more
+        round trips to the server than the statement itself."""
+        try:
+            with self._single.connect() as conn:
                 yield conn
         except DataleverError:
             raise
@@ -521,7 +548,7 @@ class Registry:
         if not isinstance(token, str) or not token or len(token) > 200:
             return None
         digest = _hash_token(token)
-        with self._read("checking a token") as conn:
+        with self._read_one("checking a token") as conn:
             row = conn.execute(_TOKEN, {"digest": digest}).first()
         stored = row[1] if row is not None else "0" * 64
         if not hmac.compare_digest(stored, digest) or row is None or row[4] is not None:
@@ -623,8 +650,9 @@ class Registry:
         with self._read("reading an identity") as conn:
             row = (
                 conn.execute(
-                    sa.select(i.c.id, i.c.account_id, i.c.kind, i.c.value, i.c.method, i.c.state)
-                    .where(i.c.id == identity_id)
+                    sa.select(
+                        i.c.id, i.c.account_id, i.c.kind, i.c.value, i.c.method, i.c.state
+                    ).where(i.c.id == identity_id)
                 )
                 .mappings()
                 .first()
@@ -636,26 +664,7 @@ class Registry:
             return int(conn.execute(sa.select(sa.func.count()).select_from(s.events)).scalar())
 
     def dataset_policy(self, dataset: str, as_of: datetime | str | None = None) -> str:
-        with self._read("reading a dataset policy") as conn:
-            snap = self._snapshot(conn, as_of)
-            return self._policy(conn, dataset, snap, as_of)[1]
-
-    def _policy(
-        self, conn: sa.Connection, dataset: str, snap: int, as_of: object
-    ) -> tuple[int, str]:
-        row = conn.execute(_DATASET, {"name": dataset}).first()
-        if row is None:
-            raise DataleverError(
-                f"Unknown dataset {str(dataset)[:120]!r}: it has no declared policy.",
-                "declare it first (set_dataset_policy(name, 'opt-in' or 'opt-out')).",
-            )
-        policy = conn.execute(_POLICY, {"dataset_id": row[0], "snap": snap}).scalar()
-        if policy is None:
-            raise DataleverError(
-                f"The dataset {dataset[:120]!r} had no declared policy as of {as_of}.",
-                "ask as of a later time.",
-            )
-        return int(row[0]), str(policy)
+        return self._decide_rows(str(dataset), [], (), as_of)[0].policy
 
     def decide(
         self,
@@ -669,31 +678,43 @@ class Registry:
         The latest statement that applies wins: one about the work or about its whole
         account, for ``purpose`` or a more general purpose (see ``purposes``). Opt-in datasets
         reserve works without a recorded allow; opt-out datasets allow works without a
-        recorded reservation. The whole list is answered by one query."""
+        recorded reservation. The snapshot, the policy and every work's statement come from
+        one statement, whatever the number of works."""
         chain = purpose_chain(purpose)
         if isinstance(works, str):
             raise DataleverError(
                 "decide takes a list of work ids, not one string.", "wrap it in a list."
             )
         refs = [parse_work(w)[1] for w in works]
-        with self._read("deciding") as conn:
-            snap = self._snapshot(conn, as_of)
-            _, policy = self._policy(conn, str(dataset), snap, as_of)
-            latest = self._latest_statements(conn, sorted(set(refs)), chain, snap)
+        rows = self._decide_rows(str(dataset), sorted(set(refs)), chain, as_of)
+        snap, policy = int(rows[0].snap), rows[0].policy
+        latest = {row.ref: row for row in rows if row.ref is not None}
         return [_decision(ref, policy, purpose, snap, latest.get(ref)) for ref in refs]
 
-    def _latest_statements(
-        self, conn: sa.Connection, refs: list[str], chain: tuple[str, ...], snap: int
-    ) -> dict[str, sa.Row]:
-        """For each registered work, the latest applicable preference event at or before
-        ``snap``: one query, whatever the number of works."""
-        if not refs:
-            return {}
-        rows = conn.execute(
-            _latest_statements_query(conn.dialect.name),
-            {"refs": json.dumps(refs), "chain": list(chain), "snap": snap},
-        ).all()
-        return {row.ref: row for row in rows}
+    def _decide_rows(
+        self, dataset: str, refs: list[str], chain: tuple[str, ...], as_of: object
+    ) -> list[sa.Row]:
+        """The rows of ``_decide_query``: at least one, naming the snapshot and the policy."""
+        params = {
+            "name": dataset,
+            "refs": json.dumps(refs),
+            "chain": list(chain) or [""],
+            "at": None if as_of is None else _to_us(_as_time(as_of)),
+        }
+        with self._read_one("deciding") as conn:
+            query = _decide_query(conn.dialect.name, as_of is not None)
+            rows = conn.execute(query, params).all()
+        if rows[0].dataset_id is None:
+            raise DataleverError(
+                f"Unknown dataset {dataset[:120]!r}: it has no declared policy.",
+                "declare it first (set_dataset_policy(name, 'opt-in' or 'opt-out')).",
+            )
+        if rows[0].policy is None:
+            raise DataleverError(
+                f"The dataset {dataset[:120]!r} had no declared policy as of {as_of}.",
+                "ask as of a later time.",
+            )
+        return rows
 
     @staticmethod
     def _require_account(conn: sa.Connection, account_id: int) -> None:
@@ -719,30 +740,37 @@ _TOKEN = sa.select(
 ).where(s.api_tokens.c.token_hash == sa.bindparam("digest"))
 _LAST_EVENT = sa.select(sa.func.max(s.events.c.id))
 _LAST_EVENT_AT = _LAST_EVENT.where(s.events.c.at_us <= sa.bindparam("at"))
-_DATASET = sa.select(s.datasets.c.id).where(s.datasets.c.name == sa.bindparam("name"))
-_POLICY = (
-    sa.select(s.events.c.value)
-    .where(
-        s.events.c.kind == "dataset_policy_set",
-        s.events.c.dataset_id == sa.bindparam("dataset_id"),
-        s.events.c.id <= sa.bindparam("snap"),
-    )
-    .order_by(s.events.c.id.desc())
-    .limit(1)
-)
 
 
 @functools.cache
-def _latest_statements_query(dialect: str) -> sa.Select:
-    """For the works in the JSON list ``refs``, the latest preference event at or before
-    ``snap`` about the work or its whole account, for a purpose in ``chain``."""
+def _decide_query(dialect: str, timed: bool) -> sa.Select:
+    """One statement for a whole check: the snapshot (the last event, at or before ``at``
+    when ``timed``), the dataset's id and its policy at the snapshot, and, for the works in the
+    JSON list ``refs``, the latest preference event at or before the snapshot about the work
+    or its whole account, for a purpose in ``chain``. It yields one row per work with such a
+    statement, or a single row with no work when none has one; every row carries the head."""
+    e, w, d = s.events, s.works, s.datasets
+    last = sa.select(sa.func.coalesce(sa.func.max(e.c.id), 0))
+    if timed:
+        last = last.where(e.c.at_us <= sa.bindparam("at"))
+    dataset_id = sa.select(d.c.id).where(d.c.name == sa.bindparam("name")).scalar_subquery()
+    snap = last.scalar_subquery()
+    policy = (
+        sa.select(e.c.value)
+        .where(e.c.kind == "dataset_policy_set", e.c.dataset_id == dataset_id, e.c.id <= snap)
+        .order_by(e.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    head = sa.select(
+        snap.label("snap"), dataset_id.label("dataset_id"), policy.label("policy")
+    ).cte("head")
+
     payload = sa.bindparam("refs", type_=sa.String)
     if dialect == "postgresql":
         wanted = sa.func.json_array_elements_text(sa.cast(payload, sa.JSON)).table_valued("value")
     else:
         wanted = sa.func.json_each(payload).table_valued("value")
-    w, e = s.works, s.events
-    snap = sa.bindparam("snap")
     ranked = (
         sa.select(
             w.c.ref,
@@ -754,21 +782,28 @@ def _latest_statements_query(dialect: str) -> sa.Select:
             sa.func.row_number().over(partition_by=w.c.ref, order_by=e.c.id.desc()).label("rank"),
         )
         .select_from(
-            wanted.join(w, w.c.ref == wanted.c.value).join(
+            head.join(wanted, sa.true())
+            .join(w, sa.and_(w.c.ref == wanted.c.value, w.c.event_id <= head.c.snap))
+            .join(
                 e,
                 sa.and_(
                     e.c.account_id == w.c.account_id,
                     e.c.kind == "preference_set",
                     sa.or_(e.c.work_id == w.c.id, e.c.work_id.is_(None)),
                     e.c.purpose.in_(sa.bindparam("chain", expanding=True)),
-                    e.c.id <= snap,
+                    e.c.id <= head.c.snap,
                 ),
             )
         )
-        .where(w.c.event_id <= snap)
         .subquery()
     )
-    return sa.select(ranked).where(ranked.c.rank == 1)
+    latest = sa.select(ranked).where(ranked.c.rank == 1).subquery()
+    return sa.select(
+        head.c.snap, head.c.dataset_id, head.c.policy, *(latest.c[k] for k in _STATEMENT)
+    ).select_from(head.outerjoin(latest, sa.true()))
+
+
+_STATEMENT = ("ref", "id", "at_us", "value", "purpose", "work_id")
 
 
 def _decision(ref: str, policy: str, purpose: str, snap: int, row: sa.Row | None) -> Decision:

@@ -84,6 +84,7 @@ events = sa.Table(
     sa.Column("detail", sa.Text, nullable=True),  # JSON: what else the change said
     sa.Index("ix_events_account_kind", "account_id", "kind", "id"),
     sa.Index("ix_events_at", "at_us"),
+    sa.Index("ix_events_dataset", "dataset_id", "kind", "id"),
 )
 
 EVENT_KINDS = (

@@ -71,9 +71,7 @@ def distinct(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, slot[keys]
 
 
-def net_change(
-    gone: np.ndarray, new: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray]:
+def net_change(gone: np.ndarray, new: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The ids (increasing) whose count changes when the occurrences ``gone`` leave and ``new``
     arrive (ids in ``[0, size)``, repeated once per occurrence), and by how much."""
     ids, at = distinct(np.concatenate([gone, new]), size)
