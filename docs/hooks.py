@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -109,23 +110,21 @@ def lever_reference() -> str:
 
 def cli_reference() -> str:
     """Each command's help, from the command line itself."""
-    import click
     import typer
 
     from datalever.cli import app
 
-    def walk(command: click.Command, path: list[str]):
+    def walk(command: Any, path: list[str]):
         yield path, command
-        if isinstance(command, click.Group):
-            for name in sorted(command.commands):
-                yield from walk(command.commands[name], [*path, name])
+        for name, sub in sorted((getattr(command, "commands", None) or {}).items()):
+            yield from walk(sub, [*path, name])
 
     root = typer.main.get_command(app)
     out = []
     for path, command in walk(root, ["datalever"]):
         if command.hidden:
             continue
-        with click.Context(command, info_name=" ".join(path), terminal_width=100) as ctx:
+        with command.context_class(command, info_name=" ".join(path), terminal_width=100) as ctx:
             text = command.get_help(ctx)
         out += [f"## `{' '.join(path)}`", "", "```text", text, "```", ""]
     return "\n".join(out)
