@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import urllib.error
 import zipfile
 from pathlib import Path
 
@@ -460,43 +458,6 @@ def test_not_fetched_and_fetch_disallowed(cache):
         registry.load_dataset("movielens-1m", fetch=False)
 
 
-def _entry_for(monkeypatch, archive: Path, md5: str | None, name="movielens-1m"):
-    info = registry.CATALOGUE[name]
-    patched = registry.DatasetInfo(
-        info.name, archive.as_uri(), md5, info.description, info.formats, info.rating_scale
-    )
-    monkeypatch.setitem(registry.CATALOGUE, name, patched)
-    return patched
-
-
-def test_fetch_from_url_verifies_and_unzips(tmp_path, cache, monkeypatch):
-    archive = zip_folder(write_1m(tmp_path / "src"), tmp_path / "ml-1m.zip", "ml-1m")
-    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    _entry_for(monkeypatch, archive, md5)
-    folder = registry.fetch_dataset("movielens-1m", progress=False)
-    assert folder == cache / "movielens-1m"
-    assert (folder / "ml-1m" / "ratings.dat").exists()
-    assert registry.cached_source("movielens-1m") == "grouplens"
-    assert not list(cache.glob(".*part")) and not list(cache.glob(".*tmp"))
-    c = registry.load_dataset("movielens-1m", fetch=False)
-    assert (c.name, len(c), c.rating_scale) == ("movielens-1m", 4, (1.0, 5.0))
-    # Second load comes from the Parquet copy of the frames and gives the same data.
-    assert any(p.name.startswith(".datalever-frames") for p in folder.iterdir())
-    again = registry.load_dataset("ml-1m")
-    assert again.checksum() == c.checksum()
-    pd.testing.assert_frame_equal(again.contributors, c.contributors)
-    pd.testing.assert_frame_equal(again.items, c.items)
-
-
-def test_checksum_mismatch_from_url_leaves_nothing(tmp_path, cache, monkeypatch):
-    archive = zip_folder(write_1m(tmp_path / "src"), tmp_path / "ml-1m.zip", "ml-1m")
-    _entry_for(monkeypatch, archive, "0" * 32)
-    with pytest.raises(DataleverError, match="published checksum"):
-        registry.fetch_dataset("movielens-1m", progress=False)
-    assert _cache_files(cache) == []
-    assert not registry.is_fetched("movielens-1m")
-
-
 def test_checksum_mismatch_of_local_zip(tmp_path, cache):
     archive = zip_folder(write_100k(tmp_path / "src"), tmp_path / "ml-100k.zip", "ml-100k")
     with pytest.raises(DataleverError, match="MD5"):
@@ -534,42 +495,6 @@ def test_bad_source(cache):
         registry.fetch_dataset("movielens-100k", source="kaggle")
     with pytest.raises(DataleverError, match="only provides movielens-100k"):
         registry.fetch_dataset("movielens-1m", source="recbole")
-
-
-def _offline(monkeypatch):
-    def fail(*args, **kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(registry.urllib.request, "urlopen", fail)
-
-
-def test_offline_falls_back_to_recbole_for_100k(tmp_path, cache, monkeypatch):
-    _offline(monkeypatch)
-    calls = []
-
-    def fake_recbole(info, progress):
-        calls.append(info.name)
-        staging = registry._staging_dir(info)
-        write_recbole(staging, "ml-100k")
-        return registry._install(staging, info, "recbole", {})
-
-    monkeypatch.setattr(registry, "_fetch_recbole", fake_recbole)
-    registry.fetch_dataset("movielens-100k", progress=False)
-    assert calls == ["movielens-100k"]
-    assert registry.cached_source("movielens-100k") == "recbole"
-    assert not list(cache.glob(".*part"))
-    # "auto" now uses the cache; an explicit other source would fetch again.
-    registry.fetch_dataset("movielens-100k", progress=False)
-    assert calls == ["movielens-100k"]
-    c = registry.load_dataset("movielens-100k")
-    assert c.rating_scale == (1.0, 5.0)  # from the catalogue, not the data's 1..3
-
-
-def test_offline_without_fallback_is_a_clear_error(cache, monkeypatch):
-    _offline(monkeypatch)
-    with pytest.raises(DataleverError, match=r"Could not download movielens-25m.*--path"):
-        registry.fetch_dataset("movielens-25m", progress=False)
-    assert _cache_files(cache) == []
 
 
 def test_load_dataset_by_path(tmp_path, cache):

@@ -354,7 +354,7 @@ def _ask_fixed(
     if spec.protocol.kind != "data-strikes":
         raise DataleverError(
             "A fixed set, such as the registry's opt-outs, is judged over folds, and the "
-            "holdout protocol has one.",
+            f"{spec.protocol.kind} protocol has one.",
             'use [protocol] kind = "data-strikes" (5 folds by default).',
         )
     learner, lever = _question_learner(spec), _lever(spec).label

@@ -6,7 +6,7 @@ Example (see ``examples/`` for complete ones)::
     dataset = "movielens-100k"
 
     [protocol]
-    kind = "data-strikes"      # or "holdout"
+    kind = "data-strikes"      # or "holdout", "temporal", "leave-one-out"
 
     [[learners]]
     name = "biased_mf"
@@ -124,7 +124,7 @@ class DataSpec(_Strict):
 
 
 class ProtocolSpec(_Strict):
-    kind: Literal["data-strikes", "holdout"] = "data-strikes"
+    kind: Literal["data-strikes", "holdout", "temporal", "leave-one-out"] = "data-strikes"
     folds: int = Field(default=5, ge=2, le=20, description="Data Strikes folds.")
     run_folds: int | None = Field(
         default=None, ge=1, le=20, description="Run only the first N folds (quick looks)."
@@ -132,8 +132,57 @@ class ProtocolSpec(_Strict):
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Holdout share.")
     relevance_threshold: float = Field(default=4.0, ge=-1e6, le=1e6)
     list_length: int = Field(
-        default=10, ge=1, le=100_000, description="Top-N list length (holdout)."
+        default=10,
+        ge=1,
+        le=100_000,
+        description="Top-N list length (holdout, temporal, leave-one-out).",
     )
+    # Left out of the spec's content when not given, so run ids and scenario keys of specs
+    # written before these existed do not change.
+    cutoff: int | float | str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Temporal: records at or after this time are held out (seconds since "
+        "1970, or a date such as 1998-03-01).",
+    )
+    quantile: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        exclude_if=lambda v: v is None,
+        description="Temporal: the cutoff as this quantile of the timestamps (default 0.8).",
+    )
+
+    @field_validator("cutoff")
+    @classmethod
+    def _readable_cutoff(cls, cutoff: int | float | str | None) -> int | float | str | None:
+        from datalever.protocols import cutoff_seconds
+
+        if isinstance(cutoff, str):
+            if len(cutoff) > 60:
+                raise ValueError("the cutoff must be a short date or a number")
+            _validated(cutoff_seconds, cutoff)
+        elif isinstance(cutoff, int) and abs(cutoff) > 2**62:
+            raise ValueError("the cutoff is beyond any time a dataset can hold")
+        return cutoff
+
+    @model_validator(mode="after")
+    def _temporal_options(self) -> ProtocolSpec:
+        """A cutoff or a quantile only with the temporal protocol, and not both."""
+        given = [k for k in ("cutoff", "quantile") if getattr(self, k) is not None]
+        if given and self.kind != "temporal":
+            raise ValueError(
+                f"{' and '.join(given)} belong to the temporal protocol, not {self.kind!r}"
+            )
+        if len(given) == 2:
+            raise ValueError("give the temporal cutoff as a time (cutoff) or a quantile, not both")
+        return self
+
+    @property
+    def top_n(self) -> bool:
+        """Whether the protocol judges top-N lists of unseen items (every protocol but
+        data-strikes, which ranks each user's held-out ratings)."""
+        return self.kind != "data-strikes"
 
 
 class LearnerSpec(BaseModel):
@@ -185,11 +234,28 @@ class LeverSpec(BaseModel):
 
 
 class CollectivesSpec(_Strict):
-    sizes: list[float] = Field(default_factory=list, max_length=1_000)
-    counts: list[int] = Field(default_factory=list, max_length=1_000)
-    groups: list[str] = Field(default_factory=list, max_length=1_000)
-    samples: int = Field(default=5, ge=1, le=MAX_SAMPLES)
-    participation: float = Field(default=0.5, gt=0, le=1)
+    """Who acts: random collectives of each size, or members of targeted groups."""
+
+    sizes: list[float] = Field(
+        default_factory=list,
+        max_length=1_000,
+        description="Collective sizes as fractions of the contributors, each in [0, 1].",
+    )
+    counts: list[int] = Field(
+        default_factory=list, max_length=1_000, description="Collective sizes as numbers."
+    )
+    groups: list[str] = Field(
+        default_factory=list,
+        max_length=1_000,
+        description="Targeted groups (gender:F, genre-fans:Horror, top-10%, label:7, "
+        "file:ids.txt); a share `participation` of each acts.",
+    )
+    samples: int = Field(
+        default=5, ge=1, le=MAX_SAMPLES, description="Random draws of each collective."
+    )
+    participation: float = Field(
+        default=0.5, gt=0, le=1, description="The share of a targeted group that acts."
+    )
 
     @field_validator("groups")
     @classmethod
@@ -219,10 +285,20 @@ class CollectivesSpec(_Strict):
 
 
 class EvaluationSpec(_Strict):
+    """What the models are judged on, and for whom."""
+
     metrics: list[str] = Field(
-        default_factory=lambda: ["ndcg@10", "precision@10", "rmse"], min_length=1, max_length=50
+        default_factory=lambda: ["ndcg@10", "precision@10", "rmse"],
+        min_length=1,
+        max_length=50,
+        description="The task family's metrics (ndcg@10, accuracy, bits_per_token, ...); the "
+        "family's defaults when not given.",
     )
-    groups: list[EvalGroup] = Field(default_factory=lambda: list(EVAL_GROUPS), min_length=1)
+    groups: list[EvalGroup] = Field(
+        default_factory=lambda: list(EVAL_GROUPS),
+        min_length=1,
+        description="Whose held-out records each metric is read over.",
+    )
     reference: str = Field(
         default="item_mean",
         max_length=100,
@@ -264,10 +340,15 @@ class EvaluationSpec(_Strict):
 class QuestionSpec(_Strict):
     """Can a collective change ``metric`` by ``delta`` for ``group``?"""
 
-    metric: str = Field(max_length=40)
-    delta: str = Field(max_length=40, description="-2% (relative), -0.01 (absolute) or gap:50%.")
-    group: EvalGroup = "everyone"
-    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    metric: str = Field(max_length=40, description="The metric the question is about.")
+    delta: str = Field(
+        max_length=40,
+        description="-2% (relative), -0.01 (absolute), gap:50% or =0.8 (a level to reach).",
+    )
+    group: EvalGroup = Field(default="everyone", description="Whose metric.")
+    confidence: float = Field(
+        default=0.95, gt=0.5, lt=1, description="How sure the answer must be."
+    )
     learner: str | None = Field(
         default=None, max_length=100, description="Default: the first learner."
     )
@@ -476,6 +557,15 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec", *, stored: bool = 
             )
 
     task = spec.task
+    from datalever.tasks import TASKS
+
+    kinds = TASKS[task].protocols
+    if spec.protocol.kind not in kinds:
+        raise DataleverError(
+            f"{source} asks for the {spec.protocol.kind} protocol, which {task} data does "
+            "not have.",
+            f"use one of: {', '.join(kinds)}.",
+        )
     for learner in spec.learners + [LearnerSpec(name=spec.evaluation.reference)]:
         if stored:
             if learner.name not in LEARNERS:

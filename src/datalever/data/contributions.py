@@ -97,6 +97,10 @@ class Contributions:
     #: What loading did that the user should know of (e.g. duplicate records dropped); the
     #: command line prints these lines.
     notes: list[str] = field(default_factory=list)
+    #: Implicit feedback: the source had no ratings, only interactions (each ``rating`` is
+    #: 1.0). Ranking metrics and learners that rank interactions apply; nothing that needs
+    #: rating values does (see :func:`datalever.tasks.recsys.check_implicit`).
+    implicit: bool = False
     #: The checksum, worked out once (hashing the data again costs a pass over it).
     _checksum: str | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -164,10 +168,13 @@ class Contributions:
         *,
         source: str | None = None,
         column_names: dict[str, str] | None = None,
+        implicit: bool = False,
     ) -> Contributions:
         """Build contributions from raw frames, validating them.
 
         ``ratings`` needs columns ``user``, ``item``, ``rating`` (``timestamp`` optional);
+        without ``rating`` and with ``implicit=True`` the records are implicit feedback, each an
+        interaction of value 1.0;
         ``users`` is indexed by user id, ``items`` by item id. Ids must be integers or text;
         ratings finite numbers of magnitude at most :data:`MAX_RATING`; timestamps numbers or
         dates. ``source`` (the file) and ``column_names`` (our field -> the file's column)
@@ -178,6 +185,11 @@ class Contributions:
         and logged.
         """
         where = Where(name, source, column_names or {})
+        if implicit:
+            if "rating" in ratings.columns:
+                raise ValueError("implicit feedback has no rating column")
+            ratings = ratings.assign(rating=1.0)
+            rating_scale = (1.0, 1.0)
         missing = [c for c in ("user", "item", "rating") if c not in ratings.columns]
         if missing:
             raise DataleverError(
@@ -234,6 +246,7 @@ class Contributions:
             items=item_meta,
             rating_scale=scale,
             notes=notes,
+            implicit=implicit,
         )
 
 

@@ -2,22 +2,21 @@
 
 Results are only comparable if everyone measures on the same bytes, so every download is checked
 against the MD5 GroupLens publishes next to each archive (``ml-*.zip.md5``) before it is used.
-Without internet, MovieLens-100K can still be had from the RecBole wheel on PyPI, which ships a
-copy of it as RecBole atomic files.
+Downloads go through pooch (streamed to a temporary file, kept only when the checksum matches);
+archives are unpacked by our own guarded extraction (no path escapes the cache, size capped), and
+nothing is installed in the cache until it has been validated. Without internet, MovieLens-100K
+can still be had from the RecBole wheel on PyPI, which ships a copy of it as RecBole atomic
+files.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -186,11 +185,29 @@ def is_fetched(name: str) -> bool:
 
 
 def _file_digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm, usedforsecurity=False)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The ``algorithm`` (md5, sha256) digest of a file, as pooch computes it."""
+    import pooch
+
+    return pooch.file_hash(str(path), alg=algorithm)
+
+
+def _known_hash(info: DatasetInfo) -> str | None:
+    """The catalogue's checksum in pooch's ``alg:digest`` form (MD5 first: it is the one
+    GroupLens publishes), or None for an entry with none pinned."""
+    if info.md5:
+        return f"md5:{info.md5.lower()}"
+    return f"sha256:{info.sha256.lower()}" if info.sha256 else None
+
+
+def _checksum_error(info: DatasetInfo, what: str, algorithm: str, actual: str | None):
+    expected = info.md5 if algorithm == "md5" else info.sha256
+    has = f"has {algorithm.upper()} {actual}, but" if actual else "does not match"
+    return DataleverError(
+        f"The {what} for {info.name} {has} the published checksum {'is ' if actual else ''}"
+        f"{expected}; it is corrupt, incomplete or a different release.",
+        f"download it again (datalever data fetch {info.name}), or get {info.url} "
+        "by hand and pass it with --path.",
+    )
 
 
 def _verify(path: Path, info: DatasetInfo, what: str) -> None:
@@ -200,28 +217,73 @@ def _verify(path: Path, info: DatasetInfo, what: str) -> None:
             continue
         actual = _file_digest(path, algorithm)
         if actual != expected.lower():
-            raise DataleverError(
-                f"The {what} for {info.name} has {algorithm.upper()} {actual}, but the published "
-                f"checksum is {expected}; it is corrupt, incomplete or a different release.",
-                f"download it again (datalever data fetch {info.name}), or get {info.url} "
-                "by hand and pass it with --path.",
-            )
+            raise _checksum_error(info, what, algorithm, actual)
 
 
-def _download(url: str, dest: Path, progress: bool) -> None:
-    """Copy ``url`` to ``dest``; network failures propagate as URLError/OSError."""
-    request = urllib.request.Request(url, headers={"User-Agent": "datalever"})
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(dest, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0)
-        done = 0
-        while block := response.read(1 << 20):
-            out.write(block)
-            done += len(block)
-            if progress:
-                shown = f"{done / total:5.1%}" if total else f"{done >> 20} MiB"
-                print(f"\rdownloading {url}: {shown}", end="", file=sys.stderr, flush=True)
+def _downloader(progress: bool):
+    """pooch's HTTP downloader: a progress bar (tqdm, when installed) and a timeout."""
+    import importlib.util
+
+    import pooch
+
+    bar = progress and importlib.util.find_spec("tqdm") is not None
+    return pooch.HTTPDownloader(
+        progressbar=bar, timeout=TIMEOUT_S, headers={"User-Agent": "datalever"}
+    )
+
+
+class NetworkError(Exception):
+    """A download that failed for want of a network, a server or a file on it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _download(info: DatasetInfo, folder: Path, progress: bool) -> Path:
+    """Download ``info.url`` into ``folder`` with pooch, which streams it to a temporary file
+    and keeps it only when it matches the published checksum. A network failure raises
+    :class:`NetworkError`; a checksum mismatch, a :class:`DataleverError`."""
+    import logging
+
+    import pooch
+    import requests
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # our own line says what is downloaded; pooch's is noise
     if progress:
-        print(file=sys.stderr)
+        print(f"downloading {info.url}", file=sys.stderr, flush=True)
+    try:
+        archive = pooch.retrieve(
+            info.url,
+            known_hash=_known_hash(info),
+            fname=info.url.rsplit("/", 1)[1],
+            path=folder,
+            downloader=_downloader(progress),
+        )
+    except requests.exceptions.RequestException as exc:
+        raise NetworkError(_reason(exc)) from None
+    except ValueError as exc:
+        if "hash" not in str(exc).lower():
+            raise
+        raise _checksum_error(info, "download", "md5" if info.md5 else "sha256", None) from None
+    finally:
+        logger.setLevel(level)
+    return Path(archive)
+
+
+def _reason(exc: Exception) -> str:
+    """A short reason for a failed request (no URL-encoded noise)."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code} {exc.response.reason or ''}".strip()
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"no answer within {TIMEOUT_S} s"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "cannot connect"
+    return shown(type(exc).__name__, 60)
 
 
 def _install(staging: Path, info: DatasetInfo, source: str, detail: dict[str, str]) -> Path:
@@ -303,18 +365,19 @@ def _from_zip(archive: Path, info: DatasetInfo, source: str, detail: dict[str, s
 
 
 def _fetch_grouplens(info: DatasetInfo, progress: bool) -> Path:
-    """Download, verify and unpack the GroupLens archive; raises URLError/OSError if offline."""
+    """Download, verify and unpack the GroupLens archive; raises NetworkError if offline.
+
+    The archive lives in a temporary folder of the cache until it is unpacked, so a failed or
+    refused download leaves nothing behind."""
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{info.name}-", suffix=".zip.part", dir=root)
-    os.close(fd)
-    part = Path(tmp)
+    downloads = Path(tempfile.mkdtemp(prefix=f".{info.name}-", suffix=".download", dir=root))
     try:
-        _download(info.url, part, progress)
-        _verify(part, info, "download")
-        return _from_zip(part, info, "grouplens", {"url": info.url, "md5": info.md5 or ""})
+        archive = _download(info, downloads, progress)
+        _verify(archive, info, "download")  # every pinned checksum, not only pooch's one
+        return _from_zip(archive, info, "grouplens", {"url": info.url, "md5": info.md5 or ""})
     finally:
-        part.unlink(missing_ok=True)
+        shutil.rmtree(downloads, ignore_errors=True)
 
 
 def _fetch_recbole(info: DatasetInfo, progress: bool) -> Path:
@@ -434,8 +497,8 @@ def fetch_dataset(
         return _fetch_recbole(info, progress)
     try:
         return _fetch_grouplens(info, progress)
-    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-        reason = getattr(exc, "reason", exc)
+    except NetworkError as exc:
+        reason = exc.reason
         if source == "auto" and "recbole" in info.formats:
             if progress:
                 print(f"GroupLens unreachable ({reason}); trying PyPI", file=sys.stderr)

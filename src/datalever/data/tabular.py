@@ -1,7 +1,9 @@
 """Interactions from any CSV or Parquet table, given which columns hold user, item and rating.
 
 Most datasets are not MovieLens: a table of (user, item, rating[, timestamp]) under any column
-names is enough to measure data leverage, so this loader asks only for a column mapping.
+names is enough to measure data leverage, so this loader asks only for a column mapping. A table
+with no rating column (none mapped, none of the usual names) is implicit feedback: each row is an
+interaction (a click, a play, a purchase), loaded with the value 1.0 and marked ``implicit``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from datalever.data.guard import (
 )
 from datalever.errors import DataleverError
 
-#: Our column names; user, item and rating are required.
+#: Our column names; user and item are required, and without a rating the table is implicit
+#: feedback.
 FIELDS = ("user", "item", "rating", "timestamp")
-REQUIRED = ("user", "item", "rating")
+REQUIRED = ("user", "item")
 
 #: Column names recognised without a mapping (compared case-insensitively).
 ALIASES = {
@@ -193,6 +196,8 @@ def _resolve(columns: dict[str, str] | None, found: list[str], path: Path) -> di
                 taken.add(col)
                 break
     missing = [f for f in REQUIRED if f not in columns]
+    if missing and "rating" not in columns:
+        missing.append("rating")  # a table this far from the format: say all it lacks
     if missing:
         raise DataleverError(
             f"{shown(path.name)} has no column for {', '.join(missing)} "
@@ -215,7 +220,7 @@ def _suggest(found: list[str]) -> str:
     their names look like identifiers; file contents are never echoed)."""
     pairs = [f"{ours}={theirs}" for ours, theirs in zip(FIELDS, found, strict=False)]
     shows = all(_IDENTIFIER.fullmatch(t) and len(t) <= 40 for t in found[: len(pairs)])
-    if len(pairs) < len(REQUIRED) or not shows or any("," in t or "=" in t for t in found[:4]):
+    if len(pairs) < 3 or not shows or any("," in t or "=" in t for t in found[:4]):
         return "user=USER_COLUMN,item=ITEM_COLUMN,rating=RATING_COLUMN"
     return ",".join(pairs)
 
@@ -246,9 +251,24 @@ def load_table(
     ratings.columns = list(mapping)
     ratings = ratings[[f for f in FIELDS if f in mapping]]
     name = name or path.name.split(".")[0] or path.name
-    return Contributions.from_frames(
-        name, ratings, None, None, rating_scale, source=str(path), column_names=mapping
+    implicit = "rating" not in mapping
+    data = Contributions.from_frames(
+        name,
+        ratings,
+        None,
+        None,
+        None if implicit else rating_scale,
+        source=str(path),
+        column_names=mapping,
+        implicit=implicit,
     )
+    if implicit:
+        data.notes.append(
+            f"{shown(path.name)} has no rating column: each of its {len(data):,} records is "
+            "loaded as implicit feedback (an interaction, value 1). Ranking metrics apply; "
+            "RMSE and learners that need rating values do not."
+        )
+    return data
 
 
 def table_header(path: Path, sep: str | None = None) -> tuple[str, str | None, list[str]]:
