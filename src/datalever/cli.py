@@ -24,6 +24,7 @@ from datalever import __version__
 from datalever.console import console, err_console, exits_on_problems, print_problem
 from datalever.data.guard import shown
 from datalever.errors import DataleverError
+from datalever.export import ExportFormat
 from datalever.registry.cli import registry_app
 
 # Help texts and every message are printed literally: `[data]` is a TOML table, not markup.
@@ -107,6 +108,17 @@ StoreOpt = Annotated[
     ),
 ]
 DEFAULT_STORE = "datalever.sqlite"
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Override a spec value before it is checked (repeatable), e.g. --set "
+        "learners.0.n_factors=50 --set collectives.sizes=[0.1,0.5]; values are read as TOML "
+        '(50, 0.1, true, [1, 2], "text"), a bare word as text.',
+    ),
+]
 
 
 class Format(StrEnum):
@@ -303,13 +315,14 @@ def demo(
             "language model trained on the standard library (no download).",
         ),
     ] = DemoData.movielens,
+    sets: SetOpt = None,
 ) -> None:
     """Run an embedded demo: a random data-strike sweep on MovieLens-100K, strikes and label
     flipping on the handwritten digits, or opting out of a code language model."""
-    from datalever.spec import parse_spec
+    from datalever.overrides import parse_overrides, parse_spec_with
 
     text = resources.files("datalever").joinpath(DEMO_SPECS[dataset]).read_text()
-    spec = parse_spec(text, source="the demo spec")
+    spec = parse_spec_with(text, parse_overrides(sets or []), source="the demo spec")
     report, results_store = _run_with_progress(spec, store, jobs, "auto")
     if dataset is DemoData.code:
         from datalever.analysis import summarise
@@ -343,14 +356,53 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar (the results still print).")
     ] = False,
+    sets: SetOpt = None,
+    mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow",
+            metavar="URI",
+            help="Also log the run to MLflow at this tracking URI (file:///PATH, "
+            "sqlite:///FILE, http://HOST:PORT): the spec as params, the summary as metrics, "
+            "the spec, results and HTML report as artifacts. Needs 'datalever[mlflow]'.",
+        ),
+    ] = None,
 ) -> None:
     """Run the experiment a spec describes; run it again to resume after an interruption."""
-    from datalever.spec import load_spec
+    from datalever.overrides import load_spec_with, parse_overrides
 
-    spec = load_spec(spec_path)
+    if mlflow is not None:
+        from datalever.tracking import require_mlflow
+
+        require_mlflow(mlflow)  # before the run, not after an hour of it
+    spec = load_spec_with(spec_path, parse_overrides(sets or []))
     report, results_store = _run_with_progress(spec, store, jobs, path.value, quiet)
     _print_curves(results_store, report.run_id)
     _print_answer(results_store, report.run_id, spec)
+    if mlflow is not None:
+        _log_to_mlflow(mlflow, results_store, report.run_id, spec)
+
+
+def _log_to_mlflow(uri: str, store, run_id: str, spec) -> None:
+    """Log a stored run to MLflow and say where it went."""
+    from datalever.tracking import log_run
+
+    logged = log_run(uri, store, run_id, spec, answer=_report_answer(store, run_id, spec))
+    console.print(
+        f"Logged run {run_id} to MLflow at {uri} (experiment {logged.experiment!r}, "
+        f"MLflow run {logged.mlflow_run_id})."
+    )
+
+
+def _report_answer(store, run_id: str, spec) -> str | None:
+    """The answer sentence a report shows: the one `ask` stored, else the spec question's."""
+    answer = store.answer(run_id)
+    if answer is None and spec.question is not None:
+        from datalever.answer import answer_run
+
+        judged = answer_run(store, run_id, spec, _n_users(spec))
+        answer = judged.text if judged is not None else None
+    return answer
 
 
 @app.command()
@@ -426,13 +478,17 @@ def ask(
     fmt: Annotated[
         Format, typer.Option("--format", "-f", help="table (text), csv (the sizes) or json.")
     ] = Format.table,
+    sets: SetOpt = None,
 ) -> None:
     """Can a collective change a model's capability by DELTA? Search collective sizes
     adaptively and answer with numbers."""
     from datalever.answer import ask as run_ask
     from datalever.answer import check_answerable
     from datalever.engine.runner import check_runnable, load_spec_data
+    from datalever.overrides import parse_overrides
     from datalever.store import ResultsStore
+
+    overrides = parse_overrides(sets or [])
 
     if not math.isfinite(max_minutes):
         raise DataleverError("--max-minutes must be a number of minutes.", "e.g. --max-minutes 5.")
@@ -457,7 +513,7 @@ def ask(
         "seed": seed,
         "params": _lever_params(param or []),
     }
-    spec = _question_spec(spec_path, {k: v for k, v in flags.items() if v is not None})
+    spec = _question_spec(spec_path, {k: v for k, v in flags.items() if v is not None}, overrides)
     check_answerable(spec)
     err_console.print(f"Loading {shown(spec.data.dataset, 200)}…")
     dataset = load_spec_data(spec)
@@ -548,13 +604,16 @@ def _typed_params(kind: object, params: dict[str, str]) -> dict:
     return typed
 
 
-def _question_spec(spec_path: Path | None, flags: dict):
-    """The spec `ask` answers: the spec file's (if any) with the flags given overriding it,
-    else one built from the flags and their defaults. Validated as a whole, once."""
-    from datalever.spec import load_spec, spec_from_dict
+def _question_spec(spec_path: Path | None, flags: dict, overrides: list | None = None):
+    """The spec `ask` answers: the spec file's (if any, with its --set overrides) with the
+    flags given overriding it, else one built from the flags and their defaults, then --set.
+    Validated as a whole, once."""
+    from datalever.overrides import load_spec_with, override_dict
+    from datalever.spec import spec_from_dict
 
+    overrides = overrides or []
     if spec_path is not None:
-        raw = load_spec(spec_path).stored()
+        raw = load_spec_with(spec_path, overrides).stored()
         source = str(spec_path)
         if raw.get("question") is None and "delta" not in flags:
             raise DataleverError(
@@ -629,6 +688,9 @@ def _question_spec(spec_path: Path | None, flags: dict):
         raw["name"] = f"ask {question.get('learner', names[0])} {raw['lever']['kind']} " + (
             f"{question.get('metric')} {question.get('delta')}"
         )
+        if overrides:
+            raw = override_dict(raw, overrides)
+            source = f"the question with --set {', '.join(o.dotted for o in overrides)}"
     return spec_from_dict(raw, source)
 
 
@@ -637,63 +699,195 @@ def _question_spec(spec_path: Path | None, flags: dict):
 def results(
     store: StoreOpt = DEFAULT_STORE,
     run_id: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+    fmt: Annotated[
+        ExportFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table, csv, json or parquet (parquet needs --output). "
+            "[default: table; csv with --raw]",
+        ),
+    ] = None,
     metric: Annotated[str | None, typer.Option(help="Only this metric, e.g. ndcg@10.")] = None,
     group: Annotated[str | None, typer.Option(help="Only this evaluation group.")] = None,
     confidence: Annotated[
         float | None,
         typer.Option(min=0.5, max=0.999, help="Interval level (default: the spec's)."),
     ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="Every stored result instead of the summary: one row per scenario (learner, "
+            "lever, collective, sample, fold) × evaluation group × metric.",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file instead of the terminal (csv, json, parquet).",
+        ),
+    ] = None,
 ) -> None:
-    """Summarise a run: mean, confidence interval, paired change and share of the gap."""
+    """Summarise a run: mean, confidence interval, paired change and share of the gap; or
+    export the summary or every stored result (--raw) as CSV, JSON or Parquet."""
     from datalever.spec import spec_from_dict
 
+    fmt = fmt or (ExportFormat.csv if raw else ExportFormat.table)
+    if fmt is ExportFormat.table and (raw or output is not None):
+        raise DataleverError(
+            "The table format is for the terminal"
+            + (", and --raw rows are too many for it." if raw else ", not for a file."),
+            "pass --format csv, json or parquet.",
+        )
+    if fmt is ExportFormat.parquet and output is None:
+        raise DataleverError(
+            "Parquet is a binary format, so it is written to a file, not to the terminal.",
+            "pass --output PATH, e.g. --output results.parquet.",
+        )
+    if output is not None:
+        from datalever.export import check_output
+
+        check_output(output, fmt)
     s = _existing_store(store)
     run_id = run_id or s.latest_run()
     spec = spec_from_dict(s.run_spec(run_id), f"run {run_id}", stored=True)
     level = confidence if confidence is not None else spec.evaluation.confidence
-    _print_summary(s, run_id, fmt, metric, group, level)
-    if fmt is Format.table:
+    if fmt is ExportFormat.table:
+        _print_summary(s, run_id, Format.table, metric, group, level)
         _print_answer(s, run_id, spec)
+        return
+    from datalever.export import raw_results, to_text, write_export
+
+    if raw:
+        _run_results(s, run_id)
+        frame = raw_results(s, run_id)
+    else:
+        from datalever.analysis import summarise
+
+        frame = summarise(_run_results(s, run_id), confidence=level)
+    frame = _filtered(frame, run_id, metric, group)
+    if output is None:
+        sys.stdout.write(to_text(frame, fmt))
+        return
+    write_export(frame, fmt, output)
+    what = "rows" if raw else "summary rows"
+    err_console.print(f"Wrote {output} ({len(frame):,} {what} of run {run_id}).")
+
+
+def _filtered(frame, run_id: str, metric: str | None, group: str | None):
+    """``frame`` with only the metric and evaluation group asked for (if any)."""
+    from datalever.tasks import parse_metric
+
+    if metric:
+        frame = _only(frame, "metric", parse_metric(metric).name, run_id)
+    if group:
+        frame = _only(frame, "eval_group", group, run_id)
+    return frame
 
 
 @app.command()
 @friendly
 def report(
-    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = (
-        Path("report.html")
-    ),
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The HTML file to write. [default: report.html, unless only --figures is given]",
+        ),
+    ] = None,
     store: StoreOpt = DEFAULT_STORE,
     run_id: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
+    figures: Annotated[
+        Path | None,
+        typer.Option(
+            "--figures",
+            metavar="DIR",
+            help="Write every plot of the report as SVG, PNG and PDF into DIR (created if "
+            "missing), named for what it shows, e.g. change-ndcg-at-10-everyone.pdf; with "
+            "--output the HTML report too.",
+        ),
+    ] = None,
+    mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow",
+            metavar="URI",
+            help="Also log the run to MLflow at this tracking URI: the spec as params, the "
+            "summary as metrics, the spec, results and HTML report as artifacts. Needs "
+            "'datalever[mlflow]'.",
+        ),
+    ] = None,
 ) -> None:
     """Write a self-contained HTML report of a run: the answer, leverage curves, normalised
-    views, targeted collectives and provenance."""
-    from datalever.answer import answer_run
-    from datalever.report.html import write_report
+    views, targeted collectives and provenance; or its plots as SVG, PNG and PDF files."""
+    from datalever.report.html import render_report, report_inputs, write_figures
     from datalever.spec import spec_from_dict
 
-    _check_report_path(output)
+    if output is None and figures is None:
+        output = Path("report.html")
+    if output is not None:
+        _check_report_path(output)
+    if figures is not None:
+        _check_figures_folder(figures)
+    if mlflow is not None:
+        from datalever.tracking import require_mlflow
+
+        require_mlflow(mlflow)
     s = _existing_store(store)
     run_id = run_id or s.latest_run()
     spec = spec_from_dict(s.run_spec(run_id), f"run {run_id}", stored=True)
     _run_results(s, run_id)
-    answer = s.answer(run_id)
-    if answer is None and spec.question is not None:
-        judged = answer_run(s, run_id, spec, _n_users(spec))
-        answer = judged.text if judged is not None else None
-    # Written beside the target and moved into place, so a failed write never leaves half a
-    # report (or damages the file it replaces).
-    partial = output.with_name(f".{output.name}.partial")
-    try:
-        write_report(s, run_id, spec, answer, partial)
-        os.replace(partial, output)
-    except OSError as e:
-        partial.unlink(missing_ok=True)
+    answer = _report_answer(s, run_id, spec)
+    inputs = report_inputs(s, run_id, spec, answer)
+    if output is not None:
+        # Written beside the target and moved into place, so a failed write never leaves
+        # half a report (or damages the file it replaces).
+        partial = output.with_name(f".{output.name}.partial")
+        try:
+            partial.write_text(render_report(inputs), encoding="utf-8")
+            os.replace(partial, output)
+        except OSError as e:
+            partial.unlink(missing_ok=True)
+            raise DataleverError(
+                f"Cannot write the report to {output}: {e.strerror or e}.",
+                "give --output a writable path on a disk with free space.",
+            ) from None
+        console.print(f"Wrote {output} (run {run_id}).")
+    if figures is not None:
+        try:
+            figures.mkdir(exist_ok=True)
+            written = write_figures(inputs, figures)
+        except OSError as e:
+            raise DataleverError(
+                f"Cannot write the figures into {figures}: {e.strerror or e}.",
+                "give --figures a writable folder on a disk with free space.",
+            ) from None
+        plots = len(written) // 3
+        console.print(
+            f"Wrote {plots} plot{'s' if plots != 1 else ''} as SVG, PNG and PDF into "
+            f"{figures} (run {run_id}):"
+        )
+        for path in written[::3]:
+            console.print(f"  {path.stem}")
+    if mlflow is not None:
+        _log_to_mlflow(mlflow, s, run_id, spec)
+
+
+def _check_figures_folder(folder: Path) -> None:
+    """A folder for figures: an existing one, or a new one inside an existing folder."""
+    if folder.exists() and not folder.is_dir():
         raise DataleverError(
-            f"Cannot write the report to {output}: {e.strerror or e}.",
-            "give --output a writable path on a disk with free space.",
-        ) from None
-    console.print(f"Wrote {output} (run {run_id}).")
+            f"{folder} is a file, not a folder.", "give --figures a folder, e.g. figures/."
+        )
+    if not folder.exists() and not folder.parent.is_dir():
+        raise DataleverError(
+            f"The folder {folder.parent} does not exist, so {folder} cannot be made in it.",
+            "create it, or give --figures another folder.",
+        )
 
 
 def _check_report_path(output: Path) -> None:

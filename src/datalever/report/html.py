@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import platform
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -18,7 +20,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from datalever.analysis import summarise
 from datalever.analysis.statistics import set_back_to, targeted_effect
 from datalever.analysis.summary import per_sample
-from datalever.report.plots import level_curve_svg, leverage_curve_svg
+from datalever.report.plots import (
+    level_curve_figure,
+    leverage_curve_figure,
+    save_figure,
+    svg_of,
+)
 from datalever.report.terminal import CI_METHODS, footnotes
 from datalever.spec import Spec
 from datalever.store import ResultsStore
@@ -263,7 +270,46 @@ LEVER_METRIC_GROUPS = {
 GROUP_TITLES = {"everyone": "everyone (fixed holdout)", "company": "company perspective"}
 
 
-def lever_figures(summary: pd.DataFrame) -> list[dict]:
+@dataclass
+class Plot:
+    """One plot of the report: what it shows, a file name that says so, and how to draw it."""
+
+    kind: str  # "change" (leverage curve) or "level" (a lever's own measure)
+    metric: str
+    group: str
+    draw: Callable[[], object]  # a new matplotlib figure
+
+    @property
+    def name(self) -> str:
+        """A file name stem: ``change-ndcg-at-10-everyone``, ``level-success-everyone``."""
+        text = f"{self.kind}-{self.metric}-{self.group}".replace("@", "-at-").lower()
+        return re.sub(r"[^a-z0-9._]+", "-", text).strip("-.")
+
+    def svg(self) -> str:
+        return svg_of(self.draw())
+
+    def as_dict(self) -> dict:
+        return {"metric": self.metric, "group": self.group, "svg": self.svg()}
+
+
+def change_plots(summary: pd.DataFrame, spec: Spec) -> list[Plot]:
+    """Leverage curves: the change in each of the spec's metrics for each evaluation group."""
+    noun = f"{task_of(spec).contributor_noun}s"
+    groups = [
+        g
+        for g in ("everyone", "non-participants", "participants")
+        if g in set(summary["eval_group"])
+    ]
+
+    def curve(m: str, g: str) -> Callable[[], object]:
+        return lambda: leverage_curve_figure(
+            summary, m, g, f"{m} for {g}: change vs no action", noun
+        )
+
+    return [Plot("change", m, g, curve(m, g)) for m in _metric_order(spec, summary) for g in groups]
+
+
+def lever_plots(summary: pd.DataFrame) -> list[Plot]:
     """Level curves of the levers' own metrics present in the run (planted-signal success,
     data leverage power)."""
     out = []
@@ -274,13 +320,27 @@ def lever_figures(summary: pd.DataFrame) -> list[dict]:
                 continue
             who = GROUP_TITLES.get(g, g) if metric == "dlp" else g
             out.append(
-                {
-                    "metric": metric,
-                    "group": g,
-                    "svg": level_curve_svg(summary, metric, g, f"{metric} for {who}"),
-                }
+                Plot(
+                    "level",
+                    metric,
+                    g,
+                    lambda metric=metric, g=g, who=who: level_curve_figure(
+                        summary, metric, g, f"{metric} for {who}"
+                    ),
+                )
             )
     return out
+
+
+def lever_figures(summary: pd.DataFrame) -> list[dict]:
+    """The level curves of :func:`lever_plots`, as inline SVG."""
+    return [p.as_dict() for p in lever_plots(summary)]
+
+
+def report_plots(inputs: ReportInputs) -> list[Plot]:
+    """Every plot the HTML report shows, in its order."""
+    summary = summarise(inputs.results, confidence=inputs.spec.evaluation.confidence)
+    return change_plots(summary, inputs.spec) + lever_plots(summary)
 
 
 def dlp_rows(results: pd.DataFrame, confidence: float) -> list[dict]:
@@ -317,24 +377,8 @@ def _metric_order(spec: Spec, summary: pd.DataFrame) -> list[str]:
 
 def render_report(inputs: ReportInputs) -> str:
     spec = inputs.spec
-    task = task_of(spec)
     summary = summarise(inputs.results, confidence=spec.evaluation.confidence)
-    groups = [
-        g
-        for g in ("everyone", "non-participants", "participants")
-        if g in set(summary["eval_group"])
-    ]
-    figures = [
-        {
-            "metric": m,
-            "group": g,
-            "svg": leverage_curve_svg(
-                summary, m, g, f"{m} for {g}: change vs no action", f"{task.contributor_noun}s"
-            ),
-        }
-        for m in _metric_order(spec, summary)
-        for g in groups
-    ]
+    figures = [p.as_dict() for p in change_plots(summary, spec)]
     env = Environment(
         loader=PackageLoader("datalever", "report/templates"),
         autoescape=select_autoescape(["html"]),
@@ -360,14 +404,31 @@ def render_report(inputs: ReportInputs) -> str:
     )
 
 
-def write_report(
-    store: ResultsStore, run_id: str, spec: Spec, answer: str | None, out: Path
-) -> Path:
+def report_inputs(store: ResultsStore, run_id: str, spec: Spec, answer: str | None) -> ReportInputs:
+    """What a report of the run is made of, read from the store."""
     results = store.results(run_id)
     runs = store.runs().set_index("run_id")
     checksum = store.run_checksum(run_id)
-    inputs = ReportInputs(
-        run_id, spec, results, answer, int(runs.loc[run_id, "n_planned"]), checksum
-    )
+    return ReportInputs(run_id, spec, results, answer, int(runs.loc[run_id, "n_planned"]), checksum)
+
+
+def write_report(
+    store: ResultsStore, run_id: str, spec: Spec, answer: str | None, out: Path
+) -> Path:
+    inputs = report_inputs(store, run_id, spec, answer)
     out.write_text(render_report(inputs), encoding="utf-8")
     return out
+
+
+def write_figures(inputs: ReportInputs, folder: Path) -> list[Path]:
+    """Every plot of the report as SVG, PNG and PDF in ``folder``, named for what it shows
+    (``change-ndcg-at-10-everyone.svg``); returns the files written."""
+    written: list[Path] = []
+    seen: dict[str, int] = {}
+    for plot in report_plots(inputs):
+        name = plot.name
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:  # two plots whose names differ only in characters dropped
+            name = f"{name}-{seen[name]}"
+        written.extend(save_figure(plot.draw(), folder / name))
+    return written

@@ -1,17 +1,76 @@
 """Leverage curves as inline SVG (matplotlib), readable at a glance: change against collective
-size, one line per learner, a shaded confidence band, axes labelled with units."""
+size, one line per learner, a shaded confidence band, axes labelled with units. The same
+figures are written as SVG, PNG and PDF files by ``datalever report --figures``."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, crisp, small
+plt.rcParams["pdf.fonttype"] = 42  # TrueType in PDFs: text stays editable in a paper
+plt.rcParams["svg.hashsalt"] = "datalever"  # the same figure gives the same SVG, byte for byte
+
+#: The file formats ``datalever report --figures`` writes, and the resolution of its PNGs.
+FIGURE_FORMATS = ("svg", "png", "pdf")
+PNG_DPI = 200
+
+
+def svg_of(fig: Figure) -> str:
+    """A figure as inline SVG (no XML prolog), closing it."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
+
+
+#: How each format's files begin, so an earlier figure is replaced but nothing else is.
+MAGIC = {"png": (b"\x89PNG\r\n\x1a\n",), "pdf": (b"%PDF-",), "svg": (b"<?xml", b"<svg")}
+
+
+def _is_figure(path: Path, fmt: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16).lstrip()
+    except OSError:
+        return False
+    return head.startswith(MAGIC[fmt])
+
+
+def save_figure(fig: Figure, stem: Path) -> list[Path]:
+    """``fig`` as ``stem.svg``, ``stem.png`` and ``stem.pdf``, closing it; each written beside
+    its target and moved into place, so no half-written file is left."""
+    import os
+
+    written = []
+    try:
+        for fmt in FIGURE_FORMATS:
+            out = stem.with_name(f"{stem.name}.{fmt}")
+            if out.is_dir() or (out.exists() and not _is_figure(out, fmt)):
+                from datalever.errors import DataleverError
+
+                raise DataleverError(
+                    f"{out} exists and is not a {fmt.upper()} figure; it is left as it is.",
+                    "give --figures an empty folder, or the folder of earlier figures.",
+                )
+            partial = out.with_name(f".{out.name}.partial")
+            try:
+                fig.savefig(partial, format=fmt, dpi=PNG_DPI if fmt == "png" else None)
+                os.replace(partial, out)
+            finally:
+                partial.unlink(missing_ok=True)
+            written.append(out)
+    finally:
+        plt.close(fig)
+    return written
 
 
 def curve_points(summary: pd.DataFrame, metric: str, group: str) -> dict[str, pd.DataFrame]:
@@ -55,6 +114,13 @@ def leverage_curve_svg(
     summary: pd.DataFrame, metric: str, group: str, title: str, who: str = "users"
 ) -> str:
     """Relative change (%) of ``metric`` for ``group`` against the share of ``who`` acting."""
+    return svg_of(leverage_curve_figure(summary, metric, group, title, who))
+
+
+def leverage_curve_figure(
+    summary: pd.DataFrame, metric: str, group: str, title: str, who: str = "users"
+) -> Figure:
+    """The figure of :func:`leverage_curve_svg`."""
     curves = curve_points(summary, metric, group)
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
     for learner, c in curves.items():
@@ -68,16 +134,17 @@ def leverage_curve_svg(
     if curves:
         ax.legend(frameon=False, fontsize=9)
     fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg") :]
+    return fig
 
 
 def level_curve_svg(summary: pd.DataFrame, metric: str, group: str, title: str) -> str:
     """The level of a lever's own metric (a planted signal's success, data leverage power)
     against the share of contributors acting, per learner and lever, with its band."""
+    return svg_of(level_curve_figure(summary, metric, group, title))
+
+
+def level_curve_figure(summary: pd.DataFrame, metric: str, group: str, title: str) -> Figure:
+    """The figure of :func:`level_curve_svg`."""
     rows = summary[
         (summary["metric"] == metric)
         & (summary["eval_group"] == group)
@@ -117,8 +184,4 @@ def level_curve_svg(summary: pd.DataFrame, metric: str, group: str, title: str) 
     if not rows.empty:
         ax.legend(frameon=False, fontsize=9)
     fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg") :]
+    return fig
