@@ -191,50 +191,6 @@ def _apply(raw: dict, o: Override, root: type[BaseModel]) -> None:
         model = child_model
 
 
-def _read_spec_text(path: Path) -> str:
-    """The spec file's text, with the checks :func:`datalever.spec.load_spec` makes."""
-    from datalever.spec import MAX_SPEC_BYTES
-
-    if not path.is_file():
-        raise DataleverError(
-            f"The spec file {path} does not exist or is not a file.",
-            "give the path of a TOML spec, e.g. examples/data-strikes-ml100k.toml.",
-        )
-    try:
-        return path.read_bytes()[: MAX_SPEC_BYTES + 1].decode("utf-8")
-    except OSError as e:
-        raise DataleverError(
-            f"Cannot read the spec file {path}: {e.strerror}.", "check the path and permissions."
-        ) from None
-    except UnicodeDecodeError:
-        raise DataleverError(
-            f"The spec file {path} is not UTF-8 text (is it a binary or data file?).",
-            "give a TOML spec saved as UTF-8, e.g. examples/data-strikes-ml100k.toml.",
-        ) from None
-
-
-def _toml(text: str, source: str) -> dict:
-    """TOML text as a dictionary, with the errors :func:`datalever.spec.parse_spec` gives."""
-    from datalever.spec import MAX_SPEC_BYTES
-
-    if len(text) > MAX_SPEC_BYTES:
-        raise DataleverError(
-            f"{source} is {len(text):,} characters long; a spec is at most {MAX_SPEC_BYTES:,}.",
-            "give the spec file itself, not a data file.",
-        )
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise DataleverError(
-            f"{source} is not valid TOML: {e}.", "fix the syntax at the line it names."
-        ) from None
-    except RecursionError:
-        raise DataleverError(
-            f"{source} nests tables or arrays too deeply to read.",
-            "a spec needs at most three levels; see examples/data-strikes-ml100k.toml.",
-        ) from None
-
-
 def described(source: str, overrides: list[Override]) -> str:
     """A spec's source with its overrides named, for error messages."""
     return f"{source} with --set {', '.join(o.dotted for o in overrides)}"
@@ -242,21 +198,21 @@ def described(source: str, overrides: list[Override]) -> str:
 
 def parse_spec_with(text: str, overrides: list[Override], source: str = "spec"):
     """:func:`datalever.spec.parse_spec` with ``overrides`` applied before validation."""
-    from datalever.spec import Spec, parse_spec, spec_from_dict
+    from datalever.spec import Spec, parse_spec, spec_from_dict, toml_table
 
     if not overrides:
         return parse_spec(text, source)
-    raw = apply_overrides(_toml(text, source), overrides, Spec)
+    raw = apply_overrides(toml_table(text, source), overrides, Spec)
     return spec_from_dict(raw, described(source, overrides))
 
 
 def load_spec_with(path: Path, overrides: list[Override]):
     """:func:`datalever.spec.load_spec` with ``overrides`` applied before validation."""
-    from datalever.spec import load_spec
+    from datalever.spec import load_spec, read_spec_text
 
     if not overrides:
         return load_spec(path)
-    spec = parse_spec_with(_read_spec_text(path), overrides, str(path))
+    spec = parse_spec_with(read_spec_text(path), overrides, str(path))
     spec.folder = str(path.resolve().parent)
     return spec
 

@@ -448,13 +448,18 @@ class Spec(_Strict):
 
 def parse_spec(text: str, source: str = "spec") -> Spec:
     """Parse and validate TOML text, turning every problem into one clear error."""
+    return spec_from_dict(toml_table(text, source), source)
+
+
+def toml_table(text: str, source: str = "spec") -> dict[str, Any]:
+    """A spec's TOML text as a dict, before validation (overrides apply here)."""
     if len(text) > MAX_SPEC_BYTES:
         raise DataleverError(
             f"{source} is {len(text):,} characters long; a spec is at most {MAX_SPEC_BYTES:,}.",
             "give the spec file itself, not a data file.",
         )
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise DataleverError(
             f"{source} is not valid TOML: {e}.", "fix the syntax at the line it names."
@@ -464,7 +469,6 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
             f"{source} nests tables or arrays too deeply to read.",
             "a spec needs at most three levels; see examples/data-strikes-ml100k.toml.",
         ) from None
-    return spec_from_dict(raw, source)
 
 
 def _problem(err: dict) -> str:
@@ -687,14 +691,20 @@ def _check_metrics_computable(spec: Spec, source: str) -> None:
 def load_spec(path: Path) -> Spec:
     """Read and validate a spec file. Relative paths in it (a data file, ``file:`` groups) are
     taken from the spec's own folder, so a spec means the same wherever it is run from."""
+    spec = parse_spec(read_spec_text(path), source=str(path))
+    spec.folder = str(path.resolve().parent)
+    return spec
+
+
+def read_spec_text(path: Path) -> str:
+    """A spec file's text, or one clear error for a missing, unreadable or binary file."""
     if not path.is_file():
         raise DataleverError(
             f"The spec file {path} does not exist or is not a file.",
             "give the path of a TOML spec, e.g. examples/data-strikes-ml100k.toml.",
         )
     try:
-        blob = path.read_bytes()[: MAX_SPEC_BYTES + 1]
-        text = blob.decode("utf-8")
+        return path.read_bytes()[: MAX_SPEC_BYTES + 1].decode("utf-8")
     except OSError as e:
         raise DataleverError(
             f"Cannot read the spec file {path}: {e.strerror}.", "check the path and permissions."
@@ -704,6 +714,3 @@ def load_spec(path: Path) -> Spec:
             f"The spec file {path} is not UTF-8 text (is it a binary or data file?).",
             "give a TOML spec saved as UTF-8, e.g. examples/data-strikes-ml100k.toml.",
         ) from None
-    spec = parse_spec(text, source=str(path))
-    spec.folder = str(path.resolve().parent)
-    return spec
