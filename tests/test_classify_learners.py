@@ -310,7 +310,7 @@ def test_multinomial_nb_worked_example() -> None:
         (lambda: LogisticRegression(max_iter=0), "max_iter"),
         (lambda: SklearnClassifier("sklearn.nowhere.Forest"), "no module"),
         (lambda: SklearnClassifier("sklearn.ensemble.NoSuchForest"), "has no 'NoSuchForest'"),
-        (lambda: SklearnClassifier("sklearn.neighbors.KNeighborsClassifier"), "sample_weight"),
+        (lambda: SklearnClassifier("sklearn.preprocessing.StandardScaler"), "no predict"),
         (lambda: SklearnClassifier("sklearn.linear_model.LinearRegression"), "not a sci"),
         (lambda: SklearnClassifier("sklearn.base.clone"), "not a class"),
         (lambda: SklearnClassifier("sklearn.svm.SVC", {"kernal": "rbf"}), "kernal"),

@@ -159,17 +159,22 @@ def run(
     jobs: int = 1,
     path: str = "auto",
     on_progress: Callable[[int, int], None] | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> Run:
     """Run every scenario of ``spec`` not yet in ``store`` (a SQLite path or a
     ``postgresql://`` URL) and return the run. A run interrupted (Ctrl-C) keeps every finished
-    scenario; calling again resumes it. ``on_progress(finished, pending)`` follows the work."""
+    scenario; calling again resumes it. ``on_progress(finished, pending)`` follows the work.
+    ``executor="ray"`` runs the scenarios on a Ray cluster (``address``, or one started on this
+    machine); the results are the same."""
     from datalever.engine import run_spec
     from datalever.engine.runner import check_runnable
     from datalever.store import ResultsStore
 
     checked_spec = load_spec(spec)
     data = load_dataset(checked_spec)
-    checked = check_runnable(checked_spec, data, path, jobs)  # refused runs leave no store
+    # refused runs leave no store
+    checked = check_runnable(checked_spec, data, path, jobs if executor == "local" else 1)
     location = os.fspath(store)
     with _closing(ResultsStore(location)) as s:
         report = run_spec(
@@ -180,6 +185,8 @@ def run(
             path=path,
             on_progress=on_progress,
             checked=checked,
+            executor=executor,
+            address=address,
         )
     return Run(
         location,

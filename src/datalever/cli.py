@@ -121,6 +121,11 @@ SetOpt = Annotated[
 ]
 
 
+class ExecutorKind(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
 class Format(StrEnum):
     table = "table"
     csv = "csv"
@@ -132,9 +137,18 @@ class FitPath(StrEnum):
     plain = "plain"
 
 
-def _run_with_progress(spec, location: str, jobs: int, path: str, quiet: bool = False):
+def _run_with_progress(
+    spec,
+    location: str,
+    jobs: int,
+    path: str,
+    quiet: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+):
     """Load the data, check the run, then open the store (a refused run creates no store) and
-    run with a progress bar. Returns the run's report and the store."""
+    run with a progress bar, on this machine or a Ray cluster. Returns the run's report and
+    the store."""
     from datalever.engine import run_spec
     from datalever.engine.runner import check_runnable, load_spec_data
     from datalever.store import ResultsStore
@@ -176,7 +190,7 @@ def _run_with_progress(spec, location: str, jobs: int, path: str, quiet: bool = 
     err_console.print(f"Loading {shown(spec.data.dataset, 200)}…")
     data = load_spec_data(spec)
     _print_notes(data)
-    checked = check_runnable(spec, data, path, jobs)
+    checked = check_runnable(spec, data, path, jobs if executor == "local" else 1)
     store = ResultsStore(location)
     with progress:
         report = run_spec(
@@ -189,6 +203,8 @@ def _run_with_progress(spec, location: str, jobs: int, path: str, quiet: bool = 
             on_progress=on_progress,
             on_wait=on_wait,
             checked=checked,
+            executor=executor,
+            address=address,
         )
     if report.interrupted:
         err_console.print(
@@ -367,16 +383,39 @@ def run(
             "the spec, results and HTML report as artifacts. Needs 'datalever[mlflow]'.",
         ),
     ] = None,
+    executor: Annotated[
+        ExecutorKind,
+        typer.Option(
+            "--executor",
+            help="Where scenarios run: local (this machine, --jobs processes) or ray (a Ray "
+            "cluster; pip install 'datalever[ray]').",
+        ),
+    ] = ExecutorKind.local,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="With --executor ray: the cluster's address (HOST:PORT as `ray start --head` "
+            "printed it, or auto); without it Ray starts on this machine.",
+        ),
+    ] = None,
 ) -> None:
     """Run the experiment a spec describes; run it again to resume after an interruption."""
     from datalever.overrides import load_spec_with, parse_overrides
 
+    if address is not None and executor is ExecutorKind.local:
+        raise DataleverError(
+            "--address names a Ray cluster, but the run is local.",
+            "add --executor ray, or leave out --address.",
+        )
     if mlflow is not None:
         from datalever.tracking import require_mlflow
 
         require_mlflow(mlflow)  # before the run, not after an hour of it
     spec = load_spec_with(spec_path, parse_overrides(sets or []))
-    report, results_store = _run_with_progress(spec, store, jobs, path.value, quiet)
+    report, results_store = _run_with_progress(
+        spec, store, jobs, path.value, quiet, executor.value, address
+    )
     _print_curves(results_store, report.run_id)
     _print_answer(results_store, report.run_id, spec)
     if mlflow is not None:

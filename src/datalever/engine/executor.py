@@ -38,6 +38,7 @@ from multiprocessing.connection import wait as wait_ready
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from datalever.core.task import Dataset as Contributions
+from datalever.core.task import Fold
 from datalever.engine.scenario_eval import FoldContext, spec_folds
 from datalever.errors import DataleverError
 from datalever.scenarios import Scenario
@@ -65,6 +66,13 @@ def _init_worker_process(pickled_data: bytes) -> None:
     over the same cores)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
+    _one_thread_each()
+    _set_data(pickle.loads(pickled_data))
+
+
+def _one_thread_each() -> None:
+    """Set up a worker that shares the cores with others (a pool's, or a Ray node's): compiled
+    loops and BLAS on one thread each."""
     # Workers start no processes. Saying so keeps numba from making its threading layer's
     # start-up lock a named semaphore (a lock across processes that no other process shares),
     # which a worker stopped by SIGKILL would leave for the resource tracker to clean up,
@@ -77,7 +85,6 @@ def _init_worker_process(pickled_data: bytes) -> None:
     # PyTorch (the transformer language model) reads its thread count when first imported,
     # which in a worker happens after this: one thread, like everything else here.
     os.environ["OMP_NUM_THREADS"] = "1"
-    _set_data(pickle.loads(pickled_data))
 
 
 def _exit_with_parent() -> None:
@@ -207,8 +214,16 @@ def _context_fingerprint(spec: Spec, path: str) -> str:
 
 
 def _run_batch(
-    spec: Spec, path: str, learner_index: int, fold_index: int, batch: list[Scenario]
+    spec: Spec,
+    path: str,
+    learner_index: int,
+    fold_index: int,
+    batch: list[Scenario],
+    folds: Callable[[], list[Fold]] | None = None,
 ) -> list[ScenarioResult]:
+    """Run one batch in this process, reusing its fold contexts. ``folds`` hands over folds
+    computed once elsewhere (the Ray executor's, from the object store); else they are split
+    here."""
     data = _WORKER["data"]
     # Successive runs that differ only in their collectives (as `ask` makes) keep their fold
     # contexts, so the no-action models are not fitted again.
@@ -217,7 +232,7 @@ def _run_batch(
         _WORKER.update(
             fingerprint=fingerprint,
             contexts=OrderedDict(),
-            folds=spec_folds(spec, data),
+            folds=folds() if folds is not None else spec_folds(spec, data),
         )
     contexts: OrderedDict = _WORKER["contexts"]
     key = (learner_index, fold_index)

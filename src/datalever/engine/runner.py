@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from datalever.collectives import group_members
 from datalever.core.learner import Learner
@@ -25,6 +26,7 @@ from datalever.store import ResultsStore, ScenarioResult, claim_owner
 from datalever.tasks import load_data, make_learner
 
 PATHS = ("auto", "plain")
+EXECUTORS = ("local", "ray")
 MAX_JOBS = 1024
 CLAIM_LEASE_S = 90.0
 """How long a run's claim on its scenarios holds unless renewed: a run that is killed blocks
@@ -35,6 +37,22 @@ WAIT_POLL_S = 1.0
 #: The longest pause between looks while other runs hold the rest (it doubles from 1 s).
 MAX_WAIT_POLL_S = 8.0
 """How often a run whose remaining scenarios are claimed by other runs looks for them."""
+
+
+class BatchExecutor(Protocol):
+    """Where a run's batches run: :class:`Executor` (this process or local worker
+    processes) or :class:`~datalever.engine.ray_executor.RayExecutor` (a Ray cluster)."""
+
+    data: Dataset
+
+    @property
+    def jobs(self) -> int:
+        """How many batches run at once (batches are sized so that each gets work)."""
+        ...
+
+    def run(self, spec: Spec, path: str, batches: list, record: Callable) -> None:
+        """Run ``batches``, handing each one's results to ``record`` in this process."""
+        ...
 
 
 @dataclass
@@ -125,9 +143,10 @@ def run_spec(
     on_progress: Callable[[int, int], None] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
-    executor: Executor | None = None,
+    executor: BatchExecutor | str | None = None,
     on_wait: Callable[[int], None] | None = None,
     checked: Checked | None = None,
+    address: str | None = None,
 ) -> RunReport:
     """Run every planned scenario of ``spec`` not yet in ``store``.
 
@@ -144,13 +163,61 @@ def run_spec(
     (and their fold contexts) across runs on the same data. ``checked``, what
     :func:`check_runnable` returned for the same spec, data, path and jobs, spares checking
     (and planning) again.
+
+    ``executor`` names where batches run: ``"local"`` (the default: this process, or ``jobs``
+    worker processes) or ``"ray"`` (a Ray cluster at ``address``, see
+    :class:`~datalever.engine.ray_executor.RayExecutor`; ``jobs`` is then the cluster's CPUs),
+    or is an executor object to reuse. Results are the same wherever they are computed, so a
+    run interrupted on one executor resumes on another.
     """
     started = time.perf_counter()
+    if executor is not None and not isinstance(executor, str) and address is not None:
+        raise DataleverError(
+            "An address goes with the Ray executor's name, not with an executor object.",
+            "give the address to RayExecutor, or pass executor='ray' with the address.",
+        )
+    if isinstance(executor, str) or address is not None:
+        kind = executor if isinstance(executor, str) else "ray"
+        if kind not in EXECUTORS:
+            raise DataleverError(
+                f"Unknown executor {str(kind)[:40]!r}.", f"use one of: {', '.join(EXECUTORS)}."
+            )
+        if kind == "local":
+            if address is not None:
+                raise DataleverError(
+                    "An address is only for the Ray executor.",
+                    "leave out the address, or choose the Ray executor.",
+                )
+            executor = None
+        else:
+            from datalever.engine.ray_executor import RayExecutor
+
+            data = data if data is not None else load_spec_data(spec)
+            # Refusals first (no cluster is contacted for a run that cannot run), then the
+            # memory each of the cluster's machines needs.
+            checked = checked or check_runnable(spec, data, path, 1)
+            with RayExecutor(data, address) as on_ray:
+                check_memory(checked[2], data, on_ray.jobs_per_machine)
+                report = run_spec(
+                    spec,
+                    store,
+                    data=data,
+                    path=path,
+                    on_progress=on_progress,
+                    on_plan=on_plan,
+                    run_id=run_id,
+                    executor=on_ray,
+                    on_wait=on_wait,
+                    checked=checked,
+                )
+            report.seconds = time.perf_counter() - started  # connecting to Ray included
+            return report
     jobs = executor.jobs if executor is not None else _check_jobs(jobs)
     if executor is not None:
         data = executor.data
     data = data if data is not None else load_spec_data(spec)
-    checksum, scenarios, learners = checked or check_runnable(spec, data, path, jobs)
+    per_machine = getattr(executor, "jobs_per_machine", jobs)
+    checksum, scenarios, learners = checked or check_runnable(spec, data, path, per_machine)
     run_id = run_id or spec.run_id(path)
     # Nothing above writes; from here on the run exists in the store.
     store.start_run(run_id, spec.name, spec.data.dataset, checksum, spec.stored(), len(scenarios))

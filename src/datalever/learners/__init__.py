@@ -13,11 +13,34 @@ from datalever.learners.ease import EASE
 from datalever.learners.knn import ItemKNN, UserKNN
 from datalever.learners.knn_centered import CenteredItemKNN
 from datalever.learners.mf import BiasedMF
+from datalever.plugins import Catalogue
 
-LEARNERS: dict[str, type[Learner]] = {
-    cls.name: cls
-    for cls in (GlobalMean, ItemMean, Popularity, BiasedMF, UserKNN, ItemKNN, CenteredItemKNN, EASE)
-}
+
+def _plugins() -> dict[str, type[Learner]]:
+    """The plugins' recommenders (see :mod:`datalever.plugins`)."""
+    from datalever import plugins
+
+    return {n: c for n, c in plugins.learners().items() if c.task == "recommendation"}
+
+
+#: The built-in recommenders, and plugins' (loaded on first use). The adapters of users' own
+#: models (:mod:`datalever.learners.adapters`) join them in :data:`datalever.tasks.LEARNERS`.
+LEARNERS: dict[str, type[Learner]] = Catalogue(
+    {
+        cls.name: cls
+        for cls in (
+            GlobalMean,
+            ItemMean,
+            Popularity,
+            BiasedMF,
+            UserKNN,
+            ItemKNN,
+            CenteredItemKNN,
+            EASE,
+        )
+    },
+    _plugins,
+)
 
 
 def check_learner(name: str, params: Mapping[str, Any]) -> LearnerConfig:

@@ -16,10 +16,20 @@ from datalever.levers.optout import OptOut
 from datalever.levers.plant import Plant
 from datalever.levers.poison import Poison
 from datalever.levers.strike import Strike
+from datalever.plugins import Catalogue
 
-LEVERS: dict[str, type[Lever]] = {
-    cls.kind: cls for cls in (Strike, Boycott, Poison, Plant, Contribute, OptOut)
-}
+
+def _plugins() -> dict[str, type[Lever]]:
+    """The plugins' levers (see :mod:`datalever.plugins`)."""
+    from datalever import plugins
+
+    return plugins.levers()
+
+
+#: The levers a spec can name: built-in ones, and plugins' (loaded on first use).
+LEVERS: dict[str, type[Lever]] = Catalogue(
+    {cls.kind: cls for cls in (Strike, Boycott, Poison, Plant, Contribute, OptOut)}, _plugins
+)
 
 
 def lever_class(kind: str) -> type[Lever]:

@@ -17,6 +17,12 @@ Definitions follow the Data Strikes protocol (Vincent, Hecht & Sen, WWW 2019):
   the fold (of everyone the service still serves), so groups add up to the total.
 * ``hitrate@k``: share of users with at least one relevant item in the top ``k``.
 * ``rmse``, ``mae``: over held-out records (rating learners only).
+
+Plugins add metrics through the ``datalever.metrics`` entry-point group (see
+:mod:`datalever.plugins`): a function ``per_user(ev: Evaluation, k: int | None) -> (num,
+den)`` named like the metrics here (lower-case letters and ``_``), with optional attributes
+``cutoff`` (True: written ``name@K``), ``higher_is_better`` (default True) and
+``needs_ratings`` (default False).
 """
 
 from __future__ import annotations
@@ -44,10 +50,14 @@ class Metric:
 
     @property
     def higher_is_better(self) -> bool:
+        if self.kind not in _KINDS:
+            return bool(getattr(_plugin(self.kind), "higher_is_better", True))
         return self.kind not in ("rmse", "mae")
 
     @property
     def needs_ratings(self) -> bool:
+        if self.kind not in _KINDS:
+            return bool(getattr(_plugin(self.kind), "needs_ratings", False))
         return self.kind in ("rmse", "mae")
 
     @property
@@ -55,6 +65,8 @@ class Metric:
         return self.kind == "surfaced_hits"
 
     def per_user(self, ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
+        if self.kind not in _KINDS:
+            return _plugin_per_user(self.kind, ev, self.k)
         return _KINDS[self.kind](ev, self.k)
 
     def finalize(self, ratio: float) -> float:
@@ -134,19 +146,58 @@ _PATTERN = re.compile(r"^([a-z_]+)(?:@(\d+))?$")
 MAX_CUTOFF = 100_000
 
 
+def _plugins() -> dict[str, Callable]:
+    """The plugins' recommendation metrics (functions whose ``task``, when set, is
+    recommendation), by kind."""
+    from datalever import plugins
+
+    return {
+        kind: fn
+        for kind, fn in plugins.metrics().items()
+        if getattr(fn, "task", "recommendation") == "recommendation" and kind not in _KINDS
+    }
+
+
+def _plugin(kind: str) -> Callable:
+    return _plugins()[kind]
+
+
+def _plugin_per_user(kind: str, ev: Evaluation, k: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A plugin metric's per-user numerators and denominators, checked: a plugin that returns
+    something else is refused in one paragraph rather than failing inside the aggregation."""
+    try:
+        num, den = _plugin(kind)(ev, k)
+        num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    except DataleverError:
+        raise
+    except Exception as e:
+        raise DataleverError(
+            f"The plugin metric {kind!r} failed: {type(e).__name__}: {str(e)[:200]}.",
+            "fix the plugin, or drop the metric from the spec.",
+        ) from None
+    if num.shape != (ev.n_users,) or den.shape != (ev.n_users,):
+        raise DataleverError(
+            f"The plugin metric {kind!r} returned arrays of shapes {num.shape} and {den.shape}.",
+            f"return (numerators, denominators), one per user: shape ({ev.n_users},) each.",
+        )
+    return num, den
+
+
 def parse_metric(name: str) -> Metric:
     """Parse ``"ndcg@10"``-style names, with a clear error for unknown ones."""
-    known = ", ".join(f"{k}@K" if k in _WITH_K else k for k in _KINDS)
+    kinds = {**_KINDS, **_plugins()}
+    with_k = _WITH_K | {k for k, fn in kinds.items() if getattr(fn, "cutoff", False)}
+    known = ", ".join(f"{k}@K" if k in with_k else k for k in kinds)
     if not isinstance(name, str) or len(name) > 40:
         shown = repr(name)[:40]
         raise DataleverError(f"Unknown metric {shown}.", f"use one of: {known}.")
     m = _PATTERN.match(name.strip().lower())
-    if not m or m.group(1) not in _KINDS:
+    if not m or m.group(1) not in kinds:
         raise DataleverError(f"Unknown metric {name!r}.", f"use one of: {known}.")
     kind, k = m.group(1), m.group(2)
-    if kind in _WITH_K and k is None:
+    if kind in with_k and k is None:
         raise DataleverError(f"The metric {name!r} needs a cutoff.", f"write it as {kind}@10.")
-    if kind not in _WITH_K and k is not None:
+    if kind not in with_k and k is not None:
         raise DataleverError(f"The metric {kind!r} takes no cutoff.", f"write it as {kind}.")
     if k is not None and not 1 <= int(k) <= MAX_CUTOFF:
         raise DataleverError(

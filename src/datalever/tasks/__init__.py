@@ -7,6 +7,7 @@ spec's data belongs to. Adding a family is one package plus one line in :data:`T
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,10 @@ from datalever.core.config import LearnerConfig, show
 from datalever.core.learner import Learner
 from datalever.core.task import MetricName, Task
 from datalever.errors import DataleverError
+from datalever.learners.adapters import RECOMMENDER_ADAPTERS
+from datalever.plugins import Catalogue
 from datalever.tasks.classify.data import EMBEDDED as _EMBEDDED_EXAMPLES
+from datalever.tasks.classify.learners import CLASSIFIER_ADAPTERS
 from datalever.tasks.classify.task import ClassificationTask
 from datalever.tasks.code.task import EMBEDDED_CORPORA, CodeTask
 from datalever.tasks.recsys import RecommendationTask
@@ -28,10 +32,47 @@ TASKS: dict[str, Task] = {
     t.name: t for t in (RecommendationTask(), ClassificationTask(), CodeTask())
 }
 
-#: Every learner of every family, by the name specs use (names are unique across families).
-LEARNERS: dict[str, type[Learner]] = {
-    name: cls for task in TASKS.values() for name, cls in task.learners.items()
+
+def _plugin_learners(task: str | None = None) -> dict[str, type[Learner]]:
+    """The plugins' learners (of the family ``task``, or all)."""
+    from datalever import plugins
+
+    return {n: c for n, c in plugins.learners().items() if task is None or c.task == task}
+
+
+#: The adapters that make a user's own model a learner (Surprise, LensKit, a Python function,
+#: a torch module; scikit-learn's is the classification family's ``sklearn``).
+ADAPTERS: dict[str, type[Learner]] = {
+    cls.name: cls for cls in (*RECOMMENDER_ADAPTERS, *CLASSIFIER_ADAPTERS)
 }
+
+
+def _family_catalogue(task: Task) -> Catalogue:
+    """Everything a spec of the family can name: the family's own learners, the adapters of
+    its task, and plugins' (loaded on first use). It replaces the task's ``learners`` here, so
+    listings and references show the adapters; the family's module-level catalogue keeps its
+    built-in learners."""
+    own = task.learners.builtin if isinstance(task.learners, Catalogue) else task.learners
+    adapters = {n: c for n, c in ADAPTERS.items() if c.task == task.name}
+    return Catalogue({**own, **adapters}, functools.partial(_plugin_learners, task.name))
+
+
+for _task in TASKS.values():
+    _task.learners = _family_catalogue(_task)
+
+#: Every learner of every family, by the name specs use (names are unique across families):
+#: built-in ones, the adapters, and plugins' (loaded on first use, see
+#: :mod:`datalever.plugins`).
+LEARNERS: dict[str, type[Learner]] = Catalogue(
+    {name: cls for task in TASKS.values() for name, cls in task.learners.builtin.items()},
+    _plugin_learners,
+)
+
+
+def learners_of(task: str) -> list[str]:
+    """The names of every learner of the family ``task`` (built-in, adapters, plugins)."""
+    return sorted(TASKS[task].learners)
+
 
 #: Embedded datasets (no download) and the family each belongs to.
 EMBEDDED_TASK = {name: "classification" for name in _EMBEDDED_EXAMPLES} | {
@@ -47,6 +88,9 @@ def task_of_data(dataset: str, columns: Mapping[str, str] | None, layout: str | 
         return "code"
     if not columns and dataset in EMBEDDED_TASK:
         return EMBEDDED_TASK[dataset]
+    plugin = plugin_dataset(dataset, columns, layout)
+    if plugin is not None:
+        return plugin.task
     if columns and "label" in columns:
         return "classification"
     if columns and {"path", "text"} <= set(columns):
@@ -58,8 +102,25 @@ def task_of(spec: Spec) -> Task:
     return TASKS[spec.task]
 
 
+def plugin_dataset(dataset: Any, columns: Mapping[str, str] | None, layout: str | None = None):
+    """The dataset a plugin registers under the name ``dataset`` (see
+    :mod:`datalever.plugins`), or ``None``: names of embedded datasets, and data mapped by
+    ``columns`` or a ``layout``, are never a plugin's."""
+    if layout or columns or not isinstance(dataset, str) or dataset in EMBEDDED_TASK:
+        return None
+    from datalever import plugins
+
+    return plugins.load_dataset(dataset)
+
+
 def load_data(spec: Spec) -> Dataset:
-    """The spec's dataset, loaded by its task family (paths taken from the spec's folder)."""
+    """The spec's dataset: a plugin's, or loaded by its task family (paths taken from the
+    spec's folder)."""
+    plugin = plugin_dataset(
+        spec.data.dataset, spec.data.columns, getattr(spec.data, "layout", None)
+    )
+    if plugin is not None:
+        return plugin
     return task_of(spec).load(spec)
 
 
@@ -83,7 +144,7 @@ def load_section(section: Mapping[str, Any], source: str = "the data options"):
         "evaluation": {"metrics": [family.default_metrics[0]], "groups": ["everyone"]},
     }
     spec = spec_from_dict(raw, source)
-    return spec, family, family.load(spec)
+    return spec, family, load_data(spec)
 
 
 def check_learner(name: str, params: Mapping[str, Any], task: str | None = None) -> LearnerConfig:
@@ -91,7 +152,7 @@ def check_learner(name: str, params: Mapping[str, Any], task: str | None = None)
     learner, a learner of another task family, or a bad parameter is refused with one
     paragraph naming the learner, the parameter, the value and what it accepts."""
     if not isinstance(name, str) or name not in LEARNERS:
-        known = TASKS[task].learners if task else LEARNERS
+        known = learners_of(task) if task else LEARNERS
         raise DataleverError(
             f"Unknown learner {name!r}."
             if isinstance(name, str)
@@ -102,7 +163,7 @@ def check_learner(name: str, params: Mapping[str, Any], task: str | None = None)
         raise DataleverError(
             f"The learner {name!r} is a {LEARNERS[name].task} learner, but the spec's data is "
             f"a {task} dataset.",
-            f"use one of: {', '.join(sorted(TASKS[task].learners))}.",
+            f"use one of: {', '.join(learners_of(task))}.",
         )
     return LEARNERS[name].Config.check(name, params)
 
@@ -170,9 +231,11 @@ def parse_metric(name: str, task: str | None = None) -> MetricName:
 
 
 __all__ = [
+    "ADAPTERS",
     "LEARNERS",
     "TASKS",
     "check_learner",
+    "learners_of",
     "load_data",
     "make_learner",
     "parse_metric",

@@ -28,6 +28,7 @@ per run, so the metrics are plain vectorised numpy rather than calls into scikit
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,19 @@ from datalever.errors import DataleverError
 CLASSIFIER_METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "auc", "log_loss")
 #: The smallest probability log-loss takes the logarithm of.
 LOG_LOSS_FLOOR = 1e-15
+
+
+def plugin_metrics() -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """Classification metrics that plugins register (``datalever.metrics`` entry points whose
+    function has ``task = "classification"``): ``fn(labels, scores) -> float`` over any set
+    of examples, with optional ``higher_is_better`` and ``needs_probabilities``."""
+    from datalever import plugins
+
+    return {
+        kind: fn
+        for kind, fn in plugins.metrics().items()
+        if getattr(fn, "task", None) == "classification" and kind not in CLASSIFIER_METRICS
+    }
 
 
 @dataclass(frozen=True)
@@ -51,17 +65,27 @@ class ClassifierMetric:
         return self.kind
 
     @property
+    def plugin(self) -> Callable[[np.ndarray, np.ndarray], float] | None:
+        return None if self.kind in CLASSIFIER_METRICS else plugin_metrics()[self.kind]
+
+    @property
     def higher_is_better(self) -> bool:
+        if self.plugin is not None:
+            return bool(getattr(self.plugin, "higher_is_better", True))
         return self.kind != "log_loss"
 
     @property
     def needs_probabilities(self) -> bool:
+        if self.plugin is not None:
+            return bool(getattr(self.plugin, "needs_probabilities", False))
         return self.kind == "log_loss"
 
     def value(self, labels: np.ndarray, scores: np.ndarray) -> float:
         """The metric over all of the examples given (true class codes, score matrix)."""
         if len(labels) == 0:
             return float("nan")
+        if self.plugin is not None:
+            return _plugin_value(self.kind, self.plugin, labels, scores)
         if self.kind == "accuracy":
             return accuracy(labels, predictions(scores))
         if self.kind == "macro_f1":
@@ -80,9 +104,24 @@ def parse_classifier_metric(name: str) -> ClassifierMetric:
         shown = repr(name)[:40]
         raise DataleverError(f"Unknown classification metric {shown}.", f"use one of: {known}.")
     kind = re.sub(r"[\s\-]+", "_", name.strip().lower())
-    if kind not in CLASSIFIER_METRICS:
+    if kind not in CLASSIFIER_METRICS and kind not in plugin_metrics():
+        known = ", ".join([*CLASSIFIER_METRICS, *plugin_metrics()])
         raise DataleverError(f"Unknown classification metric {name!r}.", f"use one of: {known}.")
     return ClassifierMetric(kind)
+
+
+def _plugin_value(kind: str, fn: Callable, labels: np.ndarray, scores: np.ndarray) -> float:
+    """A plugin metric's value, checked: anything but a number is one clear error."""
+    try:
+        value = fn(labels, scores)
+        return float(value)
+    except DataleverError:
+        raise
+    except Exception as e:
+        raise DataleverError(
+            f"The plugin metric {kind!r} failed: {type(e).__name__}: {str(e)[:200]}.",
+            "fix the plugin, or drop the metric from the spec.",
+        ) from None
 
 
 def predictions(scores: np.ndarray) -> np.ndarray:
@@ -196,6 +235,8 @@ class ExampleValues:
         chosen = np.asarray(members, dtype=bool)[self.contributors]
         if not chosen.any():
             return float("nan")
+        if self.metric.plugin is not None:
+            return self.metric.value(self.labels[chosen], self.scores[chosen])
         if self._per_example is not None:
             return float(np.mean(self._per_example[chosen]))
         if self._predicted is not None:

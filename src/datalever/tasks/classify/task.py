@@ -41,7 +41,9 @@ class ClassificationTask(Task):
         return parse_classifier_metric(name)
 
     def metric_names(self) -> list[str]:
-        return ["accuracy", "macro_f1", "auc", "log_loss"]
+        from datalever.tasks.classify.metrics import CLASSIFIER_METRICS, plugin_metrics
+
+        return [*CLASSIFIER_METRICS, *plugin_metrics()]
 
     def computable(self, metric: str, learner: type[Learner], spec: Spec) -> bool:
         return not parse_classifier_metric(metric).needs_probabilities or getattr(

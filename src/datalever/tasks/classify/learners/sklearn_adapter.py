@@ -1,8 +1,13 @@
-"""Any scikit-learn classifier, named by its import path, as a learner (plain fits only).
+"""Any scikit-learn classifier (or any estimator with scikit-learn's ``fit`` / ``predict``
+interface, such as XGBoost's or LightGBM's), named by its import path, as a learner (plain fits
+only).
 
-The estimator and its keyword arguments are checked when the learner is built, so a spec that
-names a missing class, something that is not a classifier, one whose ``fit`` takes no
-``sample_weight``, or a keyword the class does not have, is refused before anything runs.
+Scores are the estimator's ``predict_proba`` when it has one, else its ``decision_function``,
+else its ``predict`` as one-hot votes. The estimator and its keyword arguments are checked when
+the learner is built, so a spec that names a missing class, something that is not a classifier
+(a scikit-learn regressor or transformer, or an object without ``fit`` and ``predict``), or a
+keyword the class does not have, is refused before anything runs. Scenario keys include the
+version of the package the estimator comes from.
 """
 
 from __future__ import annotations
@@ -28,20 +33,38 @@ _MAX_DEPTH = 8
 
 
 class SklearnModel(ClassifierModel):
-    """A fitted scikit-learn classifier whose scores are mapped onto all ``n_classes``
-    columns: the estimator knows only the classes it was fitted on (``classes_``); the
-    others score lowest (probability 0, or ``-inf`` for decision values)."""
+    """A fitted classifier whose scores are mapped onto all ``n_classes`` columns: the
+    estimator knows only the classes it was fitted on (``classes_``, or the sorted training
+    labels for an estimator without it); the others score lowest (probability 0, or ``-inf``
+    for decision values and votes).
 
-    def __init__(self, estimator: Any, n_classes: int, probabilistic: bool) -> None:
+    ``scoring`` is ``"predict_proba"``, ``"decision_function"`` or ``"predict"`` (one-hot
+    votes for the predicted class); ``True`` and ``False`` are read as the first two."""
+
+    def __init__(
+        self,
+        estimator: Any,
+        n_classes: int,
+        scoring: str | bool,
+        classes: np.ndarray | None = None,
+    ) -> None:
+        if isinstance(scoring, bool):
+            scoring = "predict_proba" if scoring else "decision_function"
         self.estimator = estimator
         self.n_classes = n_classes
-        self.probabilistic = probabilistic
-        self.classes = np.asarray(estimator.classes_, dtype=np.int64)
+        self.scoring = scoring
+        self.probabilistic = scoring == "predict_proba"
+        fitted = getattr(estimator, "classes_", None)
+        self.classes = np.asarray(fitted if fitted is not None else classes, dtype=np.int64)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        if self.probabilistic:
+        if self.scoring == "predict_proba":
             present = self.estimator.predict_proba(X)
             return on_all_classes(present, self.classes, self.n_classes, 0.0)
+        if self.scoring == "predict":
+            predicted = np.asarray(self.estimator.predict(X)).astype(np.int64).reshape(-1)
+            votes = (predicted[:, None] == self.classes[None, :]).astype(np.float64)
+            return on_all_classes(votes, self.classes, self.n_classes, -np.inf)
         d = np.asarray(self.estimator.decision_function(X), dtype=np.float64)
         if d.ndim == 1:  # two classes: one value, positive for classes_[1]
             d = np.column_stack([-d, d])
@@ -72,8 +95,11 @@ def on_all_classes(
     return out
 
 
-def fit_estimator(estimator: Any, train: ExampleSet, probabilistic: bool) -> ClassifierModel:
-    """Fit ``estimator`` (a fresh, unfitted instance) on ``train``."""
+def fit_estimator(
+    estimator: Any, train: ExampleSet, probabilistic: bool, scoring: str | None = None
+) -> ClassifierModel:
+    """Fit ``estimator`` (a fresh, unfitted instance) on ``train``; ``scoring`` is how the
+    fitted estimator scores (see :class:`SklearnModel`; by default from ``probabilistic``)."""
     if len(train) == 0:
         return UninformedModel(train.n_classes, probabilistic)
     labels = np.unique(train.y)
@@ -88,14 +114,16 @@ def fit_estimator(estimator: Any, train: ExampleSet, probabilistic: bool) -> Cla
             "give it parameters that fit this data (see the estimator's documentation), or "
             "use another estimator.",
         ) from None
-    return SklearnModel(estimator, train.n_classes, probabilistic)
+    if scoring is None:
+        scoring = "predict_proba" if probabilistic else "decision_function"
+    return SklearnModel(estimator, train.n_classes, scoring, labels)
 
 
 class SklearnClassifier(Classifier):
     """A scikit-learn classifier (``estimator``, such as
-    ``"sklearn.ensemble.RandomForestClassifier"``) built with the keyword arguments
-    ``params``. Its scores are ``predict_proba`` when the configured estimator has one, else
-    ``decision_function``.
+    ``"sklearn.ensemble.RandomForestClassifier"``, or any estimator with the same interface)
+    built with the keyword arguments ``params``. Its scores are ``predict_proba`` when the
+    configured estimator has one, else ``decision_function``, else one-hot ``predict`` votes.
 
     ``probabilistic`` depends on the estimator (and, as for ``SVC(probability=...)``, on its
     parameters), so unlike other classifiers it is set per instance in ``__init__``; the
@@ -109,7 +137,8 @@ class SklearnClassifier(Classifier):
             DEFAULT_ESTIMATOR,
             max_length=200,
             pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
-            description="The import path of a scikit-learn classifier class.",
+            description="The import path of a scikit-learn classifier class (or any class "
+            "with fit and predict_proba, decision_function or predict).",
             json_schema_extra={"accepts": f'an import path such as "{DEFAULT_ESTIMATOR}"'},
         )
         params: dict[str, Any] | None = Field(
@@ -141,13 +170,21 @@ class SklearnClassifier(Classifier):
         self._class = _resolve(self.estimator)
         _check_params(self.estimator, self._class, self.estimator_params or {})
         sample = self._build()
-        _check_classifier(self.estimator, sample)
-        self.probabilistic: bool = callable(getattr(sample, "predict_proba", None))  # type: ignore[misc]
+        #: How the fitted estimator scores: predict_proba, decision_function or predict.
+        self.scoring: str = _check_classifier(self.estimator, sample)
+        self.probabilistic: bool = self.scoring == "predict_proba"  # type: ignore[misc]
 
     def params(self) -> dict:
         """The constructor parameters as given (not ``probabilistic``, which follows from
         them)."""
         return {"estimator": self.estimator, "params": self.estimator_params, "seed": self.seed}
+
+    def key_variant(self) -> str:
+        """The version of the package the estimator comes from (scikit-learn's, or
+        another's) decides the numbers too."""
+        from datalever.learners.adapters._common import code_version
+
+        return code_version(self._class)
 
     def _kwargs(self) -> dict[str, Any]:
         """The estimator's keyword arguments: ``params``, and ``random_state`` from the seed
@@ -168,7 +205,7 @@ class SklearnClassifier(Classifier):
             ) from None
 
     def fit(self, train: ExampleSet) -> ClassifierModel:
-        return fit_estimator(self._build(), train, self.probabilistic)
+        return fit_estimator(self._build(), train, self.probabilistic, self.scoring)
 
     def check(self, data: Any) -> None:
         """Fit once on a small stratified sample of ``data`` (up to 20 examples a class), so
@@ -214,19 +251,8 @@ def _resolve(path: str) -> type:
     if missing:
         raise DataleverError(
             f"The estimator {path!r} is not a classifier: it has no {' or '.join(missing)}.",
-            "give the import path of a scikit-learn classifier class.",
-        )
-    try:
-        fit_params = inspect.signature(cls.fit).parameters
-    except (TypeError, ValueError):
-        fit_params = {}
-    if "sample_weight" not in fit_params:
-        raise DataleverError(
-            f"The estimator {path!r} cannot weight its training examples: its fit takes no "
-            "sample_weight.",
-            "use a classifier whose fit accepts sample_weight (such as "
-            "sklearn.ensemble.RandomForestClassifier or sklearn.linear_model."
-            "LogisticRegression).",
+            "give the import path of a scikit-learn classifier class (or one with fit and "
+            "predict).",
         )
     return cls
 
@@ -272,15 +298,17 @@ def _json_like(value: Any, depth: int) -> bool:
     return False
 
 
-def _check_classifier(path: str, estimator: Any) -> None:
-    """Refuse an estimator that is not a classifier, or whose classes cannot be scored."""
-    from sklearn.base import is_classifier
+def _check_classifier(path: str, estimator: Any) -> str:
+    """Refuse an estimator that is not a classifier; the method that scores its classes."""
+    from sklearn.base import BaseEstimator, is_classifier
 
     try:
         classifier = is_classifier(estimator)
     except Exception:  # an object that breaks scikit-learn's own tag lookup
         classifier = False
-    if not classifier:
+    # scikit-learn's own estimators say what they are; another library's estimator that does
+    # not derive from BaseEstimator is taken as a classifier when it has fit and predict.
+    if not classifier and isinstance(estimator, BaseEstimator):
         raise DataleverError(
             f"The estimator {path!r} is not a scikit-learn classifier (a regressor, "
             "transformer or something else).",
@@ -298,10 +326,11 @@ def _check_classifier(path: str, estimator: Any) -> None:
                 f"The estimator {path!r} cannot take these params: {e}",
                 "give values its documentation allows.",
             ) from None
-    scored = ("predict_proba", "decision_function")
-    if not any(callable(getattr(estimator, m, None)) for m in scored):
-        raise DataleverError(
-            f"The estimator {path!r} (with these params) has neither predict_proba nor "
-            "decision_function, so its classes cannot be scored.",
-            "use a classifier that gives class probabilities or decision values.",
-        )
+    for method in ("predict_proba", "decision_function", "predict"):
+        if callable(getattr(estimator, method, None)):
+            return method
+    raise DataleverError(
+        f"The estimator {path!r} (with these params) has no predict_proba, "
+        "decision_function or predict, so its classes cannot be scored.",
+        "use a classifier that gives class probabilities, decision values or predictions.",
+    )
