@@ -334,3 +334,32 @@ def test_the_command_line_runs_on_the_cluster(cluster, local_small, tmp_path):
     )  # fmt: skip
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "--executor ray" in " ".join(refused.stderr.split())
+
+
+def test_ask_on_the_cluster_gives_the_local_answer(cluster, tmp_path):
+    """The adaptive search's batches run on Ray: the same sizes examined, the same samples
+    and the same answer as on this machine."""
+    import datalever as dl
+
+    question = {
+        "name": "ask on ray",
+        "data": {"dataset": "digits"},
+        "protocol": {"kind": "data-strikes", "folds": 5, "run_folds": 1},
+        "learners": [{"name": "lda"}],
+        "lever": {"kind": "poison", "attack": "label_flip"},
+        "collectives": {"sizes": [0.1], "samples": 2},
+        "evaluation": {"metrics": ["accuracy"], "groups": ["everyone"]},
+        "question": {"metric": "accuracy", "delta": "-5%", "group": "everyone"},
+    }
+    here = dl.ask(question, store=tmp_path / "local.sqlite", max_minutes=5)
+    there = dl.ask(
+        question,
+        store=tmp_path / "ray.sqlite",
+        max_minutes=5,
+        executor="ray",
+        address=cluster.address,
+    )
+    assert there.text == here.text
+    assert there.size_rows() == here.size_rows()
+    with pytest.raises(DataleverError, match="executor='ray'"):
+        dl.ask(question, store=tmp_path / "x.sqlite", address=cluster.address)

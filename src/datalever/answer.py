@@ -294,9 +294,12 @@ def ask(
     coarse: tuple[float, ...] = COARSE_SIZES,
     looks: tuple[int, ...] = LOOKS,
     on_look: Callable[[list[tuple[float, int]]], None] | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> Answer:
     """Search collective sizes adaptively for the spec's ``[question]``; for a lever that
-    brings its own set (the registry's opt-outs), judge that set."""
+    brings its own set (the registry's opt-outs), judge that set. The scenarios run on this
+    machine (``jobs`` processes) or, with ``executor="ray"``, on a Ray cluster."""
     q = spec.question
     assert q is not None, "ask needs a spec with a question"
     learner = _question_learner(spec)
@@ -305,7 +308,7 @@ def ask(
     blob = base.model_dump_json(exclude={"collectives", "name"})
     run_id = "ask-" + hashlib.sha256(blob.encode()).hexdigest()[:10]
     if _lever(spec).brings_collectives:
-        return _ask_fixed(base, store, data, run_id, jobs)
+        return _ask_fixed(base, store, data, run_id, _batches_on(data, jobs, executor, address))
     n_users = data.n_contributors
     resolution = 1 / n_users
 
@@ -325,7 +328,7 @@ def ask(
         scores = _scores(store.results(run_id), q, learner, _lever(spec).label)
         return [scores.get(size, np.zeros(0))[:n] for size, n in looks]
 
-    with Executor(data, jobs) as executor:
+    with _batches_on(data, jobs, executor, address) as executor:
         search = AdaptiveSearch(
             lambda size, n: evaluate_many([(size, n)])[0],
             parse_delta(q.delta).threshold,
@@ -344,8 +347,22 @@ def ask(
     return Answer(q, learner, lever, n_users, result, text, run_id)
 
 
+def _batches_on(data: Contributions, jobs: int, executor: str, address: str | None):
+    """Where the search's batches run: worker processes here, or a Ray cluster."""
+    if executor == "ray":
+        from datalever.engine.ray_executor import RayExecutor
+
+        return RayExecutor(data, address)
+    if executor != "local" or address is not None:
+        raise DataleverError(
+            f"The executor is {str(executor)[:40]!r} with the address {address!r}.",
+            "use executor='local' without an address, or executor='ray'.",
+        )
+    return Executor(data, jobs)
+
+
 def _ask_fixed(
-    spec: Spec, store: ResultsStore, data: Contributions, run_id: str, jobs: int
+    spec: Spec, store: ResultsStore, data: Contributions, run_id: str, batches
 ) -> Answer:
     """Does the lever's own set (drawn once) reach the question's delta? Its folds are its
     samples, as in the summary; the random sets as large, run beside it, are quoted."""
@@ -358,7 +375,7 @@ def _ask_fixed(
             'use [protocol] kind = "data-strikes" (5 folds by default).',
         )
     learner, lever = _question_learner(spec), _lever(spec).label
-    with Executor(data, jobs) as executor:
+    with batches as executor:
         report = run_spec(spec, store, executor=executor, run_id=run_id)
     if report.interrupted:
         raise KeyboardInterrupt

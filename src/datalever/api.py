@@ -216,10 +216,12 @@ def ask(
     *,
     max_minutes: float = 5.0,
     jobs: int = 1,
+    executor: str = "local",
+    address: str | None = None,
 ) -> Answer:
     """Search collective sizes adaptively for the spec's ``[question]`` and answer it with
     numbers (``datalever ask --spec``). ``answer.text`` is the sentence; ``answer.to_dict()``
-    has the sizes examined."""
+    has the sizes examined. ``executor="ray"`` runs the scenarios on a Ray cluster."""
     from datalever.answer import ask as search
     from datalever.answer import check_answerable
     from datalever.engine.runner import check_runnable
@@ -228,9 +230,17 @@ def ask(
     checked_spec = load_spec(spec)
     check_answerable(checked_spec)
     data = load_dataset(checked_spec)
-    check_runnable(checked_spec, data, jobs=jobs)
+    check_runnable(checked_spec, data, jobs=jobs if executor == "local" else 1)
     with _closing(ResultsStore(os.fspath(store))) as s:
-        return search(checked_spec, s, data, max_seconds=60 * max_minutes, jobs=jobs)
+        return search(
+            checked_spec,
+            s,
+            data,
+            max_seconds=60 * max_minutes,
+            jobs=jobs,
+            executor=executor,
+            address=address,
+        )
 
 
 class _closing:

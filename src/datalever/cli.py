@@ -517,6 +517,18 @@ def ask(
     fmt: Annotated[
         Format, typer.Option("--format", "-f", help="table (text), csv (the sizes) or json.")
     ] = Format.table,
+    executor: Annotated[
+        ExecutorKind,
+        typer.Option(
+            "--executor",
+            help="Where the search's scenarios run: local (this machine, --jobs processes) "
+            "or ray (a Ray cluster; pip install 'datalever[ray]').",
+        ),
+    ] = ExecutorKind.local,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="With --executor ray: the cluster's address."),
+    ] = None,
     sets: SetOpt = None,
 ) -> None:
     """Can a collective change a model's capability by DELTA? Search collective sizes
@@ -529,6 +541,11 @@ def ask(
 
     overrides = parse_overrides(sets or [])
 
+    if address is not None and executor is ExecutorKind.local:
+        raise DataleverError(
+            "--address names a Ray cluster, but the search is local.",
+            "add --executor ray, or leave out --address.",
+        )
     if not math.isfinite(max_minutes):
         raise DataleverError("--max-minutes must be a number of minutes.", "e.g. --max-minutes 5.")
     if target is not None:
@@ -557,7 +574,7 @@ def ask(
     err_console.print(f"Loading {shown(spec.data.dataset, 200)}…")
     dataset = load_spec_data(spec)
     _print_notes(dataset)
-    check_runnable(spec, dataset, jobs=jobs)
+    check_runnable(spec, dataset, jobs=jobs if executor is ExecutorKind.local else 1)
     results_store = ResultsStore(store)
     with err_console.status("Searching collective sizes…") as status:
 
@@ -566,7 +583,14 @@ def ask(
             status.update(f"Collectives of {sizes} of users: {looks[0][1]} samples each…")
 
         answer = run_ask(
-            spec, results_store, dataset, max_seconds=60 * max_minutes, jobs=jobs, on_look=on_look
+            spec,
+            results_store,
+            dataset,
+            max_seconds=60 * max_minutes,
+            jobs=jobs,
+            on_look=on_look,
+            executor=executor.value,
+            address=address,
         )
     if fmt is Format.json:
         sys.stdout.write(json.dumps(answer.to_dict(), indent=2) + "\n")
