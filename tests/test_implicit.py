@@ -128,3 +128,9 @@ def test_what_needs_ratings_is_refused_before_the_run(
     result = datalever("run", str(spec), "--store", str(db), "-q")
     assert_clear_error(result, *needles)
     assert not db.exists() or ResultsStore(db).runs().empty
+
+
+def test_data_info_says_the_feedback_is_implicit(plays):
+    shown = datalever("data", "info", plays, "--columns", "user=who,item=what,timestamp=when")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "feedback:     implicit" in shown.stdout and "rating scale" not in shown.stdout

@@ -309,3 +309,11 @@ def test_a_plugin_classification_metric_is_judged_like_a_built_in_one(installed,
         )
     unknown = cli("run", str(spec), "--store", str(tmp_path / "x.sqlite"), "-q")
     assert unknown.returncode == 2 and "error_rate" in unknown.stderr
+
+
+def test_data_info_knows_a_plugin_dataset(installed) -> None:
+    shown = cli("data", "info", "plugin-ratings", path=[installed])
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "contributors: 943" in shown.stdout and "records:      100,000" in shown.stdout
+    unknown = cli("data", "info", "plugin-ratings")
+    assert unknown.returncode == 2 and "Unknown dataset 'plugin-ratings'" in unknown.stderr

@@ -1076,8 +1076,15 @@ def data_info(
             "--layout reads a folder of code and --columns a table; give one of them.",
             "drop --columns for a folder of repositories, or --layout for a table.",
         )
+    from datalever.tasks import plugin_dataset
     from datalever.tasks.code.corpus import is_json_lines
 
+    found = plugin_dataset(name, mapping, layout)
+    if found is not None:  # a dataset an installed plugin registers under this name
+        _print_notes(found)
+        printer = {"code": _print_code_info, "classification": _print_examples_info}
+        printer.get(found.task, _print_ratings_info)(found)
+        return
     if layout is None and not mapping and is_json_lines(name):
         raise DataleverError(
             f"{shown(name, 200)} is a JSON-lines table, which holds code, and no --columns "
@@ -1116,11 +1123,19 @@ def data_info(
     else:
         d = load_dataset(name)
     _print_notes(d)
+    _print_ratings_info(d)
+
+
+def _print_ratings_info(d) -> None:
+    """Counts of a recommendation dataset, and the attributes groups can be drawn by."""
     console.print(Text.assemble((d.name, "bold"), f"  (checksum {d.checksum()})"))
     console.print(f"  contributors: {d.n_contributors:,}")
     console.print(f"  items:        {d.n_items:,}")
     console.print(f"  records:      {len(d):,}")
-    console.print(f"  rating scale: {d.rating_scale[0]:g}–{d.rating_scale[1]:g}")
+    if getattr(d, "implicit", False):
+        console.print("  feedback:     implicit (interactions, no ratings)")
+    else:
+        console.print(f"  rating scale: {d.rating_scale[0]:g}–{d.rating_scale[1]:g}")
     for col in d.contributors.columns:
         values = d.contributors[col].dropna()
         if values.nunique() <= 25:
