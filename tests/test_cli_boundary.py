@@ -292,7 +292,9 @@ def test_ctrl_c_stops_ask(tmp_path, ml100k):
             "ask",
             "--delta=-2%",
             "--learner",
-            "biased_mf",
+            "item_knn",
+            "--folds",
+            "5",  # a search of a minute or so: biased MF's whole search takes seconds
             "--store",
             str(store),
             "--jobs",
