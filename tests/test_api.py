@@ -106,6 +106,8 @@ def test_load_dataset_and_spec_from_every_kind_of_input(tmp_path):
         (lambda tmp: dl.load_dataset(3.5), "not float"),
         (lambda tmp: dl.open_run(tmp / "none.sqlite"), "no results store"),
         (lambda tmp: dl.runs(tmp / "none.sqlite"), "no results store"),
+        (lambda tmp: dl.run(SPEC, store=42), "not int"),
+        (lambda tmp: dl.open_run(None), "not NoneType"),
     ],
 )
 def test_bad_input_is_one_clear_error(tmp_path, call, message):

@@ -175,7 +175,7 @@ def run(
     data = load_dataset(checked_spec)
     # refused runs leave no store
     checked = check_runnable(checked_spec, data, path, jobs if executor == "local" else 1)
-    location = os.fspath(store)
+    location = _location(store)
     with _closing(ResultsStore(location)) as s:
         report = run_spec(
             checked_spec,
@@ -199,14 +199,14 @@ def run(
 
 def open_run(store: str | os.PathLike = DEFAULT_STORE, run_id: str | None = None) -> Run:
     """A run already in ``store`` (the latest when ``run_id`` is not given)."""
-    location = os.fspath(store)
+    location = _location(store)
     with _open_store(location) as s:
         return Run(location, run_id or s.latest_run())
 
 
 def runs(store: str | os.PathLike = DEFAULT_STORE) -> pd.DataFrame:
     """The runs in ``store``, one row each (``datalever runs``)."""
-    with _open_store(os.fspath(store)) as s:
+    with _open_store(_location(store)) as s:
         return s.runs()
 
 
@@ -231,7 +231,7 @@ def ask(
     check_answerable(checked_spec)
     data = load_dataset(checked_spec)
     check_runnable(checked_spec, data, jobs=jobs if executor == "local" else 1)
-    with _closing(ResultsStore(os.fspath(store))) as s:
+    with _closing(ResultsStore(_location(store))) as s:
         return search(
             checked_spec,
             s,
@@ -241,6 +241,16 @@ def ask(
             executor=executor,
             address=address,
         )
+
+
+def _location(store: object) -> str:
+    """A store's location as text: a SQLite path or a postgresql:// URL."""
+    if not isinstance(store, str | os.PathLike):
+        raise DataleverError(
+            f"A results store is a path or a URL, not {type(store).__name__}.",
+            'pass e.g. store="results.sqlite".',
+        )
+    return os.fspath(store)
 
 
 class _closing:

@@ -942,6 +942,9 @@ def report(
 
 def _check_figures_folder(folder: Path) -> None:
     """A folder for figures: an existing one, or a new one inside an existing folder."""
+    from datalever.data.guard import user_path
+
+    user_path(folder, "--figures folder", "give --figures a shorter path, e.g. figures/.")
     if folder.exists() and not folder.is_dir():
         raise DataleverError(
             f"{folder} is a file, not a folder.", "give --figures a folder, e.g. figures/."
@@ -956,25 +959,9 @@ def _check_figures_folder(folder: Path) -> None:
 def _check_report_path(output: Path) -> None:
     """Refuse an output path that is a folder, lies under a file or a missing folder, or is an
     existing file that is not a datalever report (a results store, say): never overwrite it."""
-    parent = output.parent
-    if not parent.exists():
-        raise DataleverError(
-            f"The folder {parent} does not exist.", "create it, or give another --output path."
-        )
-    if not parent.is_dir():
-        raise DataleverError(
-            f"{parent} is a file, not a folder, so {output} cannot be written.",
-            "give an --output path inside a folder.",
-        )
-    if output.is_dir():
-        raise DataleverError(
-            f"{output} is a folder.", "give --output a file name, e.g. report.html."
-        )
-    if output.exists() and not _is_report(output):
-        raise DataleverError(
-            f"{output} exists and is not a datalever report; it is left as it is.",
-            "give --output a new file name, or the path of an earlier report to replace.",
-        )
+    from datalever.export import check_replaceable
+
+    check_replaceable(output, "report.html", _is_report, "report")
 
 
 def _is_report(path: Path) -> bool:

@@ -39,10 +39,12 @@ The summary's ``mean`` is the mean over samples of each sample's mean over folds
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from datalever.data.guard import user_path
 from datalever.errors import DataleverError
 
 if TYPE_CHECKING:  # pandas and the store load only when an export is made
@@ -137,6 +139,16 @@ def _looks_like(path: Path, fmt: ExportFormat) -> bool:
 def check_output(output: Path, fmt: ExportFormat) -> None:
     """Refuse a path that is a folder, lies in a missing folder or under a file, or is an
     existing file other than an earlier export in the same format."""
+    check_replaceable(
+        output, f"results.{fmt.value}", lambda p: _looks_like(p, fmt), f"{fmt.value} export"
+    )
+
+
+def check_replaceable(output: Path, example: str, ours: Callable[[Path], bool], what: str) -> None:
+    """Refuse an output path that is a folder, lies in a missing folder or under a file, or is
+    an existing file that ``ours`` does not recognise as an earlier datalever ``what``: a file
+    is only ever replaced by another of its kind."""
+    output = user_path(output, "--output path", f"give --output a shorter path, e.g. {example}.")
     parent = output.parent
     if not parent.exists():
         raise DataleverError(
@@ -149,13 +161,12 @@ def check_output(output: Path, fmt: ExportFormat) -> None:
         )
     if output.is_dir():
         raise DataleverError(
-            f"{output} is a folder.", f"give --output a file name, e.g. results.{fmt.value}."
+            f"{output} is a folder.", f"give --output a file name, e.g. {example}."
         )
-    if output.exists() and not _looks_like(output, fmt):
+    if output.exists() and not ours(output):
         raise DataleverError(
-            f"{output} exists and is not an earlier datalever {fmt.value} export; it is left "
-            "as it is.",
-            "give --output a new file name, or the path of an earlier export to replace.",
+            f"{output} exists and is not an earlier datalever {what}; it is left as it is.",
+            f"give --output a new file name, or the path of an earlier {what} to replace.",
         )
 
 

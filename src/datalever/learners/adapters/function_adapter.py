@@ -16,7 +16,7 @@ takes one that its params leave unset.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -188,59 +188,42 @@ def torch_module(owner: str, made: Any) -> Any:
     return made
 
 
-class TorchRecommender(Learner):
-    """A torch module built by ``model`` and trained by ``train`` (import paths, see the module
-    docstring); scores are its ``forward(users, items)``."""
+class TorchConfig(LearnerConfig):
+    """The parameters both torch adapters take; each names its factory's signature in
+    ``model`` and itself in ``learner``."""
 
-    name = "torch_recommender"
-    predicts_ratings = True
+    learner: ClassVar[str] = ""
+    model: str = _path_field("The import path of the module factory.", "my_models:make")
+    train: str = _path_field(
+        "The import path of train(module, train_set, **train_params).", "my_models:train"
+    )
+    model_params: dict[str, Any] | None = _params_field("the model factory")
+    train_params: dict[str, Any] | None = _params_field("the train function")
+    device: str = Field(
+        "cpu",
+        pattern=r"^(cpu|cuda(:[0-9]{1,2})?)$",
+        description="The torch device the module is trained and scored on.",
+        json_schema_extra={"accepts": '"cpu", "cuda" or "cuda:N"'},
+    )
+    seed: int | None = _seed_field()
 
-    class Config(LearnerConfig):
-        model: str = _path_field(
-            "The import path of make(n_users, n_items, **model_params) -> torch.nn.Module.",
-            "my_models:make",
-        )
-        train: str = _path_field(
-            "The import path of train(module, train_set, **train_params).", "my_models:train"
-        )
-        model_params: dict[str, Any] | None = _params_field("the model factory")
-        train_params: dict[str, Any] | None = _params_field("the train function")
-        device: str = Field(
-            "cpu",
-            pattern=r"^(cpu|cuda(:[0-9]{1,2})?)$",
-            description="The torch device the module is trained and scored on.",
-            json_schema_extra={"accepts": '"cpu", "cuda" or "cuda:N"'},
-        )
-        seed: int | None = _seed_field()
+    @model_validator(mode="after")
+    def _resolvable(self) -> TorchConfig:
+        require("torch", "gpu", f"The learner {self.learner!r}")
+        make = user_function(self.model, "the model factory")
+        train = user_function(self.train, "the train function")
+        check_keywords(f"The model factory {self.model!r}", make, self.model_params or {}, 2)
+        check_keywords(f"The train function {self.train!r}", train, self.train_params or {}, 2)
+        check_plain(f"the model factory {self.model!r}", self.model_params or {})
+        check_plain(f"the train function {self.train!r}", self.train_params or {})
+        return self
 
-        @model_validator(mode="after")
-        def _resolvable(self) -> TorchRecommender.Config:
-            require("torch", "gpu", "The learner 'torch_recommender'")
-            make = user_function(self.model, "the model factory")
-            train = user_function(self.train, "the train function")
-            check_keywords(f"The model factory {self.model!r}", make, self.model_params or {}, 2)
-            check_keywords(f"The train function {self.train!r}", train, self.train_params or {}, 2)
-            check_plain(f"the model factory {self.model!r}", self.model_params or {})
-            check_plain(f"the train function {self.train!r}", self.train_params or {})
-            return self
 
-    def __init__(
-        self,
-        model: str,
-        train: str,
-        model_params: dict[str, Any] | None = None,
-        train_params: dict[str, Any] | None = None,
-        device: str = "cpu",
-        seed: int | None = None,
-    ) -> None:
-        c = self.configure(
-            model=model,
-            train=train,
-            model_params=model_params,
-            train_params=train_params,
-            device=device,
-            seed=seed,
-        )
+class TorchUserCode:
+    """What both torch adapters do with their checked parameters: keep them, name them for
+    scenario keys, and key on torch's version and the user's code."""
+
+    def _keep(self, c: TorchConfig) -> None:
         self.model, self.train = c.model, c.train
         self.model_params: dict[str, Any] | None = c.model_params
         self.train_params: dict[str, Any] | None = c.train_params
@@ -264,6 +247,41 @@ class TorchRecommender(Learner):
         """Torch's version and the user's code decide the numbers."""
         return "|".join(
             [f"torch=={version_of('torch')}", code_version(self._make), code_version(self._train)]
+        )
+
+
+class TorchRecommender(TorchUserCode, Learner):
+    """A torch module built by ``model`` and trained by ``train`` (import paths, see the module
+    docstring); scores are its ``forward(users, items)``."""
+
+    name = "torch_recommender"
+    predicts_ratings = True
+
+    class Config(TorchConfig):
+        learner: ClassVar[str] = "torch_recommender"
+        model: str = _path_field(
+            "The import path of make(n_users, n_items, **model_params) -> torch.nn.Module.",
+            "my_models:make",
+        )
+
+    def __init__(
+        self,
+        model: str,
+        train: str,
+        model_params: dict[str, Any] | None = None,
+        train_params: dict[str, Any] | None = None,
+        device: str = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        self._keep(
+            self.configure(
+                model=model,
+                train=train,
+                model_params=model_params,
+                train_params=train_params,
+                device=device,
+                seed=seed,
+            )
         )
 
     def fit(self, train: TrainingSet) -> TorchModel:

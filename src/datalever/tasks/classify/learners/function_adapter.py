@@ -30,12 +30,12 @@ from datalever.learners.adapters._common import (
     check_plain,
     code_version,
     failed,
-    require,
     user_function,
-    version_of,
 )
 from datalever.learners.adapters.function_adapter import (
     CHUNK,
+    TorchConfig,
+    TorchUserCode,
     _params_field,
     _path_field,
     _seed_field,
@@ -179,42 +179,20 @@ class TorchClassifierModel(ClassifierModel):
         return checked_scores(self.owner, scores, len(X), self.n_classes)
 
 
-class TorchClassifier(Classifier):
+class TorchClassifier(TorchUserCode, Classifier):
     """A torch module built by ``model`` and trained by ``train`` (see the module docstring)."""
 
     name = "torch_classifier"
     runs_on_gpu: bool = False
     probabilistic: ClassVar[bool] = True
 
-    class Config(LearnerConfig):
+    class Config(TorchConfig):
+        learner: ClassVar[str] = "torch_classifier"
         model: str = _path_field(
             "The import path of make(n_features, n_classes, **model_params) -> torch.nn.Module.",
             "my_models:make",
         )
-        train: str = _path_field(
-            "The import path of train(module, train_set, **train_params).", "my_models:train"
-        )
-        model_params: dict[str, Any] | None = _params_field("the model factory")
-        train_params: dict[str, Any] | None = _params_field("the train function")
         probabilistic: bool = _probabilistic_field()
-        device: str = Field(
-            "cpu",
-            pattern=r"^(cpu|cuda(:[0-9]{1,2})?)$",
-            description="The torch device the module is trained and scored on.",
-            json_schema_extra={"accepts": '"cpu", "cuda" or "cuda:N"'},
-        )
-        seed: int | None = _seed_field()
-
-        @model_validator(mode="after")
-        def _resolvable(self) -> TorchClassifier.Config:
-            require("torch", "gpu", "The learner 'torch_classifier'")
-            make = user_function(self.model, "the model factory")
-            train = user_function(self.train, "the train function")
-            check_keywords(f"The model factory {self.model!r}", make, self.model_params or {}, 2)
-            check_keywords(f"The train function {self.train!r}", train, self.train_params or {}, 2)
-            check_plain(f"the model factory {self.model!r}", self.model_params or {})
-            check_plain(f"the train function {self.train!r}", self.train_params or {})
-            return self
 
     def __init__(
         self,
@@ -235,31 +213,11 @@ class TorchClassifier(Classifier):
             device=device,
             seed=seed,
         )
-        self.model, self.train = c.model, c.train
-        self.model_params: dict[str, Any] | None = c.model_params
-        self.train_params: dict[str, Any] | None = c.train_params
+        self._keep(c)
         self.probabilistic: bool = c.probabilistic  # type: ignore[misc]
-        self.device: str = c.device
-        self.seed: int | None = c.seed
-        self.runs_on_gpu = self.device != "cpu"
-        self._make = user_function(self.model, "the model factory")
-        self._train = user_function(self.train, "the train function")
 
     def params(self) -> dict:
-        return {
-            "model": self.model,
-            "train": self.train,
-            "model_params": self.model_params,
-            "train_params": self.train_params,
-            "probabilistic": self.probabilistic,
-            "device": self.device,
-            "seed": self.seed,
-        }
-
-    def key_variant(self) -> str:
-        return "|".join(
-            [f"torch=={version_of('torch')}", code_version(self._make), code_version(self._train)]
-        )
+        return {**super().params(), "probabilistic": self.probabilistic}
 
     def fit(self, train: ExampleSet) -> ClassifierModel:
         if len(train) == 0:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from pydantic import Field
 
 from datalever.core.config import MAX_SEED, LearnerConfig, show
 from datalever.errors import DataleverError
+from datalever.learners.adapters._common import check_plain
 from datalever.tasks.classify.examples import ExampleSet
 from datalever.tasks.classify.learners.base import Classifier, ClassifierModel
 from datalever.tasks.classify.learners.naive_bayes import UninformedModel
@@ -29,7 +29,6 @@ from datalever.tasks.classify.learners.naive_bayes import UninformedModel
 #: The estimator when none is named: a strong, seeded baseline that takes sample weights.
 DEFAULT_ESTIMATOR = "sklearn.ensemble.RandomForestClassifier"
 #: How deep a parameter value may nest lists and tables.
-_MAX_DEPTH = 8
 
 
 class SklearnModel(ClassifierModel):
@@ -275,27 +274,7 @@ def _check_params(path: str, cls: type, params: dict[str, Any]) -> None:
             f"The estimator {path!r} has no parameter(s) {', '.join(map(show, unknown))}.",
             f"its parameters are: {', '.join(known) or 'none'}.",
         )
-    for key, value in params.items():
-        if not _json_like(value, 0):
-            raise DataleverError(
-                f"The parameter {key!r} of the estimator {path!r} is {show(value)}, which is "
-                "not a plain value.",
-                "give numbers, strings, booleans, or lists and tables of them.",
-            )
-
-
-def _json_like(value: Any, depth: int) -> bool:
-    if depth > _MAX_DEPTH:
-        return False
-    if value is None or isinstance(value, bool | int | str):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list | tuple):
-        return all(_json_like(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _json_like(v, depth + 1) for k, v in value.items())
-    return False
+    check_plain(f"the estimator {path!r}", params)
 
 
 def _check_classifier(path: str, estimator: Any) -> str:
