@@ -139,6 +139,9 @@ def test_exports_refuse_what_they_cannot_write_and_touch_nothing(run, tmp_path):
         datalever("results", "--store", str(db), "-f", "parquet", "-o", str(db)),
         "is not an earlier datalever parquet export",
     )
+    too_long = str(tmp_path / ("é" * 300 + ".csv"))
+    clear_error(datalever("results", "--store", str(db), "-f", "csv", "-o", too_long), "255 bytes")
+    clear_error(datalever("report", "--store", str(db), "--figures", too_long), "255 bytes")
     spec = tmp_path / "spec.toml"
     spec.write_text(SMALL_SPEC)
     clear_error(
