@@ -961,7 +961,7 @@ def _check_report_path(output: Path) -> None:
     existing file that is not a datalever report (a results store, say): never overwrite it."""
     from datalever.export import check_replaceable
 
-    check_replaceable(output, "report.html", _is_report, "report")
+    check_replaceable(output, "report.html", _is_report, "a datalever report", "report")
 
 
 def _is_report(path: Path) -> bool:

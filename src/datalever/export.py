@@ -140,14 +140,20 @@ def check_output(output: Path, fmt: ExportFormat) -> None:
     """Refuse a path that is a folder, lies in a missing folder or under a file, or is an
     existing file other than an earlier export in the same format."""
     check_replaceable(
-        output, f"results.{fmt.value}", lambda p: _looks_like(p, fmt), f"{fmt.value} export"
+        output,
+        f"results.{fmt.value}",
+        lambda p: _looks_like(p, fmt),
+        f"an earlier datalever {fmt.value} export",
+        "export",
     )
 
 
-def check_replaceable(output: Path, example: str, ours: Callable[[Path], bool], what: str) -> None:
+def check_replaceable(
+    output: Path, example: str, ours: Callable[[Path], bool], what: str, kind: str
+) -> None:
     """Refuse an output path that is a folder, lies in a missing folder or under a file, or is
-    an existing file that ``ours`` does not recognise as an earlier datalever ``what``: a file
-    is only ever replaced by another of its kind."""
+    an existing file that ``ours`` does not recognise (``what`` says what it should be, ``kind``
+    names it short): a file is only ever replaced by another of its kind."""
     output = user_path(output, "--output path", f"give --output a shorter path, e.g. {example}.")
     parent = output.parent
     if not parent.exists():
@@ -165,8 +171,8 @@ def check_replaceable(output: Path, example: str, ours: Callable[[Path], bool], 
         )
     if output.exists() and not ours(output):
         raise DataleverError(
-            f"{output} exists and is not an earlier datalever {what}; it is left as it is.",
-            f"give --output a new file name, or the path of an earlier {what} to replace.",
+            f"{output} exists and is not {what}; it is left as it is.",
+            f"give --output a new file name, or the path of an earlier {kind} to replace.",
         )
 
 
